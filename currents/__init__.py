@@ -1,0 +1,3 @@
+"""Currents: a real-time streaming personalization engine."""
+
+__version__ = "0.1.0"

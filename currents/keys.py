@@ -1,0 +1,198 @@
+"""Every Redis key Currents uses is built here, and documented in docs/redis-layout.md.
+
+A user's keys share the hash tag ``{u:<user_id>}`` and an item's keys share ``{i:<item_id>}``,
+so each lives on one Redis Cluster slot and can be found (and erased) by that tag.
+
+>>> user_profile("alice")
+'{u:alice}:profile'
+>>> user_profile("we{ir}d%")
+'{u:we%7Bir%7Dd%25}:profile'
+>>> item_neighbours("sku-1", "bought", 3)
+'{i:sku-1}:co:bought:g3'
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+PREFIX = "currents"
+
+
+def _escape(identifier: str) -> str:
+    # Braces would end the hash tag early and let two ids share a key; escape them.
+    return identifier.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+# Tags are built for every write of every event; the same ids recur constantly.
+@lru_cache(maxsize=65_536)
+def user_tag(user_id: str) -> str:
+    return "{u:" + _escape(user_id) + "}"
+
+
+@lru_cache(maxsize=65_536)
+def item_tag(item_id: str) -> str:
+    return "{i:" + _escape(item_id) + "}"
+
+
+# --- per user ------------------------------------------------------------------------------
+def user_profile(user_id: str) -> str:
+    """String: the user's state blob (orjson), see streams/profile_state.py."""
+    return user_tag(user_id) + ":profile"
+
+
+def user_of_profile_key(key: str) -> str:
+    """The user id inside a ``user_profile`` key (for SCAN-based jobs).
+
+    >>> user_of_profile_key(user_profile("we{ir}d%"))
+    'we{ir}d%'
+    """
+    escaped = key[len("{u:") : key.index("}:profile")]
+    return escaped.replace("%7D", "}").replace("%7B", "{").replace("%25", "%")
+
+
+def user_profile_pattern() -> str:
+    """SCAN pattern matching every ``user_profile`` key."""
+    return "{u:*}:profile"
+
+
+# --- per item ------------------------------------------------------------------------------
+def item_record(item_id: str) -> str:
+    """Hash: catalog attributes of one item."""
+    return item_tag(item_id) + ":item"
+
+
+def item_neighbours(item_id: str, kind: str, generation: int) -> str:
+    """Sorted set: top-K co-occurring items of one decay generation; ``kind`` is
+    ``viewed`` or ``bought``."""
+    return f"{item_tag(item_id)}:co:{kind}:g{generation}"
+
+
+# --- global --------------------------------------------------------------------------------
+def popularity(scope: str, generation: int) -> str:
+    """Sorted set: decayed popularity of items in ``scope`` (e.g. ``global``)."""
+    return f"{PREFIX}:pop:{scope}:g{generation}"
+
+
+def out_of_stock() -> str:
+    """Set: ids of catalog items that are out of stock."""
+    return f"{PREFIX}:catalog:oos"
+
+
+def catalog_items() -> str:
+    """Sorted set: every catalog item id, scored by its last upsert time (ms)."""
+    return f"{PREFIX}:catalog:items"
+
+
+def worker_heartbeats(group: str) -> str:
+    """Sorted set: worker id -> last heartbeat (epoch ms) while it holds partitions."""
+    return f"{PREFIX}:workers:{group}"
+
+
+def counters() -> str:
+    """Hash: engine-wide counters (events processed, DLQ, per type)."""
+    return f"{PREFIX}:counters"
+
+
+def sweep_schedule() -> str:
+    """Sorted set: user id -> epoch ms when a clock-driven profile field next changes."""
+    return f"{PREFIX}:sweep"
+
+
+def category_prices(category: str) -> str:
+    """Sorted set: item id -> price, for one catalog category (price quantiles)."""
+    return f"{PREFIX}:catalog:prices:{_escape(category)}"
+
+
+def price_tertiles() -> str:
+    """Hash: category -> "p33,p66" catalog price tertiles."""
+    return f"{PREFIX}:catalog:tertiles"
+
+
+def segment_definitions() -> str:
+    """Hash: segment name -> definition JSON."""
+    return f"{PREFIX}:segments:defs"
+
+
+def segment_version() -> str:
+    """String counter: bumped on every definition change; workers reload on change."""
+    return f"{PREFIX}:segments:version"
+
+
+def segment_members(name: str) -> str:
+    """Sorted set (all scores 0, ordered by member): the users in a segment."""
+    return f"{PREFIX}:segment:{name}:members"
+
+
+def segment_backfill(name: str) -> str:
+    """Hash: backfill progress of a segment: state, done, total, version."""
+    return f"{PREFIX}:segment:{name}:backfill"
+
+
+def user_factors(user_id: str) -> str:
+    """String: the user's matrix-factorization vector (packed float32)."""
+    return user_tag(user_id) + ":mf"
+
+
+def item_factors(item_id: str) -> str:
+    """String: the item's matrix-factorization vector (packed float32)."""
+    return item_tag(item_id) + ":mf"
+
+
+def item_next(item_id: str, generation: int) -> str:
+    """Sorted set: items viewed next after this one in a session, decayed (one generation)."""
+    return f"{item_tag(item_id)}:next:g{generation}"
+
+
+def category_new_items(category: str) -> str:
+    """Sorted set: the newest catalog items of a category, by upsert time (ms)."""
+    return f"{PREFIX}:catalog:new:{_escape(category)}"
+
+
+def recommendation(recommendation_id: str) -> str:
+    """String (JSON, 7-day TTL): a served list, its user and experiment variant (attribution)."""
+    return f"{PREFIX}:rec:{recommendation_id}"
+
+
+def business_rules() -> str:
+    """Hash: rule id -> business rule JSON (pins, boosts, promoted slots, blocklists)."""
+    return f"{PREFIX}:rules"
+
+
+def experiments() -> str:
+    """Hash: experiment name -> definition JSON (variants, weights, blends)."""
+    return f"{PREFIX}:experiments"
+
+
+def experiment_stats(name: str) -> str:
+    """Hash: ``<variant>:<metric>`` -> count of impressions, clicks and purchases."""
+    return f"{PREFIX}:experiment:{name}:stats"
+
+
+def config_version() -> str:
+    """String counter: bumped when rules or experiments change; API replicas reload."""
+    return f"{PREFIX}:config:version"
+
+
+def campaigns() -> str:
+    """Hash: campaign id -> current definition JSON ({id, version, updated_at, campaign})."""
+    return f"{PREFIX}:campaigns"
+
+
+def campaign_versions(campaign_id: str) -> str:
+    """List: every version of a campaign, oldest first (deletions included)."""
+    return f"{PREFIX}:campaign:{campaign_id}:versions"
+
+
+def campaigns_version() -> str:
+    """String counter: bumped on every campaign change; workers reload on change."""
+    return f"{PREFIX}:campaigns:version"
+
+
+def campaign_timers() -> str:
+    """Sorted set: ``<campaign>|<user>`` -> due time (ms) of a pending delayed trigger."""
+    return f"{PREFIX}:campaign:timers"
+
+
+def campaign_stats(campaign_id: str) -> str:
+    """Hash: per-campaign counters (sent, holdout, no_consent, capped, ...)."""
+    return f"{PREFIX}:campaign:{campaign_id}:stats"

@@ -1,0 +1,39 @@
+"""Redis client construction: one place that knows about single-node vs Cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+AsyncRedis = aioredis.Redis | RedisCluster
+
+
+def is_cluster_url(url: str) -> bool:
+    query = parse_qs(urlsplit(url).query)
+    return query.get("cluster", ["0"])[0].lower() in {"1", "true", "yes"}
+
+
+def _strip_cluster_flag(url: str) -> str:
+    parts = urlsplit(url)
+    query = {k: v for k, v in parse_qs(parts.query).items() if k != "cluster"}
+    return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+
+
+def create_redis(url: str, *, timeout_s: float = 2.0, **extra: Any) -> AsyncRedis:
+    """An asyncio client for ``url``; add ``?cluster=1`` for a Redis Cluster seed node.
+
+    Timeouts are short on purpose: callers must fail fast (503) rather than hang when
+    Redis is away, and the worker retries its batch.
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "health_check_interval": 15,
+        **extra,
+    }
+    if is_cluster_url(url):
+        return RedisCluster.from_url(_strip_cluster_flag(url), **options)
+    return aioredis.Redis.from_url(url, **options)

@@ -1,0 +1,161 @@
+"""One settings class, read from ``CURRENTS_*`` environment variables.
+
+Every process (worker, API, generator, supervisor) builds its settings with
+:func:`load_settings`; the README's configuration table lists every field.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "product_viewed": 1.0,
+    "product_clicked": 2.0,
+    "product_favorited": 3.0,
+    "product_added": 4.0,
+    "order_completed": 6.0,
+    "product_removed": -2.0,
+}
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Field ``foo_bar`` is set by ``CURRENTS_FOO_BAR``."""
+
+    model_config = SettingsConfigDict(env_prefix="CURRENTS_", frozen=True, extra="ignore")
+
+    # --- servers -------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        None, description="Kafka bootstrap servers; unset means `currents up` embeds a broker."
+    )
+    redis_url: str | None = Field(
+        None, description="Redis URL (redis:// or a cluster node with ?cluster=1); unset embeds."
+    )
+    data_dir: Path = Field(Path(".currents"), description="Embedded servers' data and logs.")
+
+    # --- topics --------------------------------------------------------------------------
+    events_topic: str = "currents.events"
+    dlq_topic: str = "currents.events.dlq"
+    events_partitions: int = Field(4, ge=1, le=1024)
+    producer_idempotence: bool = Field(
+        False,
+        description="Idempotent producer (needs a broker with InitProducerId; Tansu lacks it).",
+    )
+
+    # --- worker --------------------------------------------------------------------------
+    worker_group: str = Field("currents-worker", description="Consumer group / Faust app id.")
+    worker_batch_size: int = Field(1000, ge=1, le=100_000)
+    worker_batch_within_s: float = Field(0.05, gt=0, le=10)
+    worker_stop_grace_s: float = Field(10.0, gt=0, le=120)
+    worker_heartbeat_s: float = Field(2.0, gt=0, le=60)
+
+    # --- models --------------------------------------------------------------------------
+    event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    popularity_half_life_h: float = Field(24.0, gt=0)
+    cooccurrence_half_life_h: float = Field(24.0 * 30, gt=0)
+    cooccurrence_window: int = Field(20, ge=1, le=200)
+    cooccurrence_neighbours: int = Field(50, ge=1, le=1000)
+    mf_factors: int = Field(16, ge=2, le=256)
+    mf_negatives: int = Field(1, ge=0, le=20)
+    mf_learning_rate: float = Field(0.5, gt=0, le=5)
+    mf_seed: int = 42
+    blend: dict[str, float] = Field(
+        default_factory=lambda: {
+            "cooccurrence": 1.0,
+            "session": 0.5,
+            "mf": 0.2,
+            "content": 0.4,
+            "trending": 0.3,
+        },
+        description="Default hybrid blend: model -> weight.",
+    )
+    recent_items: int = Field(50, ge=1, le=500)
+    purchased_items: int = Field(200, ge=1, le=5000)
+    dedup_event_ids: int = Field(64, ge=1, le=10_000)
+
+    # --- profiles (docs/profiles.md) ------------------------------------------------------
+    profile_lateness_s: int = Field(3600, ge=0, description="Out-of-order tolerance, seconds.")
+    session_timeout_s: int = Field(1800, ge=60)
+    affinity_half_life_days: float = Field(14.0, gt=0)
+    affinity_kept: int = Field(30, ge=10, le=500)
+    rfm_recency_days: list[int] = Field(default_factory=lambda: [7, 30, 90, 180])
+    rfm_frequency_orders: list[int] = Field(default_factory=lambda: [1, 2, 4, 8])
+    rfm_monetary: list[float] = Field(default_factory=lambda: [50.0, 200.0, 500.0, 1000.0])
+    lifecycle_new_days: int = Field(30, ge=1)
+    lifecycle_loyal_orders: int = Field(4, ge=1)
+    lifecycle_at_risk_days: int = Field(60, ge=1)
+    lifecycle_dormant_days: int = Field(180, ge=1)
+    lifecycle_win_back_days: int = Field(30, ge=1)
+    tier_thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"silver": 200.0, "gold": 1000.0, "diamond": 5000.0}
+    )
+    points_per_unit: float = Field(1.0, ge=0)
+    base_currency: str = Field("EUR", min_length=3, max_length=3)
+    currency_rates: dict[str, float] = Field(
+        default_factory=dict, description='Currency -> base-currency rate, e.g. {"USD": 0.92}.'
+    )
+    omnichannel_share: float = Field(0.1, gt=0, lt=0.5)
+    segments_file: Path | None = Field(None, description="YAML/JSON segment definitions.")
+    segments_topic: str = "currents.segments"
+    profile_changes_topic: str = "currents.profile-changes"
+    promotions_topic: str = "currents.promotions"
+    sweep_interval_s: float = Field(1.0, gt=0, le=3600)
+
+    # --- API -----------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=0, le=65535)
+    api_keys: str = Field(
+        "",
+        description="Semicolon-separated `name:sha256-hex:scope+scope` entries (keys are hashed).",
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_events_per_request: int = Field(500, ge=1)
+
+    # --- logging -------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("event_weights")
+    @classmethod
+    def _weights_are_known_types(cls, weights: dict[str, float]) -> dict[str, float]:
+        from schemas.events import EVENT_TYPES
+
+        unknown = sorted(set(weights) - set(EVENT_TYPES))
+        if unknown:
+            raise ValueError(f"unknown event types in event_weights: {unknown}")
+        return weights
+
+    @field_validator("rfm_recency_days", "rfm_frequency_orders", "rfm_monetary")
+    @classmethod
+    def _four_ascending_thresholds(cls, values: list[float]) -> list[float]:
+        if len(values) != 4 or sorted(values) != list(values):
+            raise ValueError("needs four ascending thresholds (scores 1-5)")
+        return values
+
+    @field_validator("tier_thresholds")
+    @classmethod
+    def _tiers_are_known(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        if set(thresholds) != {"silver", "gold", "diamond"}:
+            raise ValueError("needs exactly silver, gold and diamond thresholds")
+        if not thresholds["silver"] <= thresholds["gold"] <= thresholds["diamond"]:
+            raise ValueError("tier thresholds must ascend: silver <= gold <= diamond")
+        return thresholds
+
+    def require_servers(self) -> tuple[str, str]:
+        """The Kafka bootstrap and Redis URL, or a clear error when either is missing."""
+        from currents.errors import ConfigurationError
+
+        if not self.kafka_bootstrap or not self.redis_url:
+            raise ConfigurationError(
+                "CURRENTS_KAFKA_BOOTSTRAP and CURRENTS_REDIS_URL must be set "
+                "(or run `currents up`, which starts embedded servers when they are not)."
+            )
+        return self.kafka_bootstrap, self.redis_url
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    return Settings()

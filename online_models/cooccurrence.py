@@ -1,0 +1,150 @@
+"""Item-to-item co-occurrence (viewed-together, bought-together), SAR style.
+
+Each interaction pairs its item with the user's recent items (bought-together: with
+items bought before); both directions gain the event's weight, grown by a decay clock so
+old pairs fade. Neighbour lists keep their top-K only, so memory stays flat. A user's
+candidates add the neighbours of their history, weighted by how recently they touched
+each item.
+
+>>> model = CooccurrenceModel(window=2, neighbours=10, half_life_h=24)
+>>> store = MemoryStore()
+>>> store.apply(model.learn([Interaction("u", "c", "product_viewed", 1.0, 0,
+...                                      history=("b", "a", "z"))], {}))
+>>> query = Query("v", now=0, history=(("a", 0),))
+>>> proposed = model.candidates(query, store.fetch(model.candidate_reads(query)))
+>>> {item: scored.explain() for item, scored in proposed.items()}
+{'c': 'viewed together with a'}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from currents import keys
+from currents.writes import Write, ZIncr, ZKeepTop
+from online_models.base import (
+    GenerationReads,
+    Interaction,
+    OnlineModel,
+    Query,
+    Read,
+    Scored,
+    State,
+    generation_reads,
+    normalise,
+    read_generations,
+)
+from online_models.decay import DecayClock
+from online_models.memory import MemoryStore
+
+__all__ = ["KINDS", "CooccurrenceModel", "MemoryStore"]
+
+KINDS = ("viewed", "bought")
+KIND_WEIGHTS = {"bought": 1.5, "viewed": 1.0}
+REASONS = {"bought": "bought together with {item}", "viewed": "viewed together with {item}"}
+HISTORY_HALF_LIFE_MS = 24 * 3_600_000
+HISTORY_USED = 20
+VIEW_KINDS = frozenset({"product_viewed", "product_clicked", "product_favorited", "product_added"})
+
+
+class CooccurrenceModel(OnlineModel):
+    """Parameters
+    ----------
+    window
+        How many of the user's most recent items each interaction pairs with.
+    neighbours
+        Neighbours kept per item and kind (top-K by decayed weight).
+    half_life_h
+        Half-life of a pair's weight, in hours.
+    """
+
+    name = "cooccurrence"
+
+    def __init__(
+        self,
+        window: int = 20,
+        neighbours: int = 50,
+        half_life_h: float = 720.0,
+        history_used: int = HISTORY_USED,
+        normalise_lists: bool = False,
+    ) -> None:
+        self.window = window
+        self.history_used = history_used
+        self.normalise_lists = normalise_lists
+        self.neighbours = neighbours
+        self.clock = DecayClock(half_life_ms=half_life_h * 3_600_000)
+
+    # --- learning --------------------------------------------------------------------------
+    def learn(self, batch: Sequence[Interaction], state: State) -> list[Write]:
+        writes: list[Write] = []
+        touched: set[str] = set()
+        for interaction in batch:
+            if interaction.weight <= 0:
+                continue
+            if interaction.kind == "order_completed":
+                kind, history = "bought", interaction.bought_before
+            elif interaction.kind in VIEW_KINDS:
+                kind, history = "viewed", interaction.history
+            else:
+                continue
+            generation = self.clock.generation(interaction.ts)
+            amount = interaction.weight * self.clock.weight(interaction.ts, generation)
+            item = interaction.item_id
+            for other in history[: self.window]:
+                if other == item:
+                    continue
+                for source, target in ((item, other), (other, item)):
+                    key = keys.item_neighbours(source, kind, generation)
+                    writes.append(ZIncr(key, target, amount))
+                    touched.add(key)
+        writes += [ZKeepTop(key, self.neighbours) for key in sorted(touched)]
+        return writes
+
+    # --- serving ---------------------------------------------------------------------------
+    def neighbour_reads(self, item: str, kind: str, now: int) -> GenerationReads:
+        return generation_reads(
+            lambda g: keys.item_neighbours(item, kind, g),
+            self.clock.generation(now),
+            self.neighbours,
+        )
+
+    def neighbours_of(self, item: str, kind: str, now: int, state: State) -> dict[str, float]:
+        return read_generations(state, self.neighbour_reads(item, kind, now))
+
+    def sources(self, query: Query) -> list[tuple[str, int]]:
+        if query.context_item:
+            return [(query.context_item, query.now)]
+        newest_first: dict[str, int] = {}
+        for item, ts in query.history[: self.history_used]:
+            newest_first.setdefault(item, ts)
+        return list(newest_first.items())
+
+    def candidate_reads(self, query: Query) -> list[Read]:
+        return [
+            read
+            for item, _ in self.sources(query)
+            for kind in KINDS
+            for read in self.neighbour_reads(item, kind, query.now)
+        ]
+
+    def candidates(self, query: Query, state: State) -> dict[str, Scored]:
+        sources = self.sources(query)
+        newest = max((ts for _, ts in sources), default=query.now)
+        totals: dict[str, float] = {}
+        best: dict[str, tuple[float, str, str]] = {}
+        for item, ts in sources:
+            recency = 2.0 ** (-(newest - ts) / HISTORY_HALF_LIFE_MS)
+            for kind in KINDS:
+                weight = recency * KIND_WEIGHTS[kind]
+                neighbours = self.neighbours_of(item, kind, query.now, state)
+                if self.normalise_lists:
+                    neighbours = normalise(neighbours)
+                for other, similarity in neighbours.items():
+                    contribution = weight * similarity
+                    totals[other] = totals.get(other, 0.0) + contribution
+                    if contribution > best.get(other, (0.0, "", ""))[0]:
+                        best[other] = (contribution, item, kind)
+        return {
+            item: Scored(score, REASONS[best[item][2]], source=best[item][1])
+            for item, score in totals.items()
+        }

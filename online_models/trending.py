@@ -1,0 +1,149 @@
+"""Trending: decayed popularity per scope (global, category, segment), each with a short
+and a long half-life, blended at read time.
+
+>>> model = TrendingModel(short_half_life_h=1, long_half_life_h=24, max_items=100)
+>>> store = MemoryStore()
+>>> batch = [Interaction("u", "a", "product_viewed", 1.0, 0, category="shoes"),
+...          Interaction("u", "b", "product_viewed", 3.0, 0, category="books")]
+>>> store.apply(model.learn(batch, {}))
+>>> query = Query("u", now=0)
+>>> ranked = model.candidates(query, store.fetch(model.candidate_reads(query)))
+>>> [(item, s.reason) for item, s in sorted(ranked.items())]
+[('a', 'popular now'), ('b', 'popular now')]
+>>> query = Query("u", now=0, category="shoes")
+>>> model.candidates(query, store.fetch(model.candidate_reads(query)))["a"].reason
+'trending in shoes'
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+from currents import keys
+from currents.writes import Write, ZIncr, ZKeepTop
+from online_models.base import (
+    GenerationReads,
+    Interaction,
+    OnlineModel,
+    Query,
+    Read,
+    Scored,
+    State,
+    generation_reads,
+    normalise,
+    read_generations,
+)
+from online_models.decay import DecayClock
+from online_models.memory import MemoryStore
+
+__all__ = ["MemoryStore", "TrendingModel"]
+
+GLOBAL = "global"
+
+
+class TrendingModel(OnlineModel):
+    """Parameters
+    ----------
+    short_half_life_h, long_half_life_h
+        The two horizons; a candidate's score is the mean of its normalised scores.
+    max_items
+        Members kept per scope and horizon (trimmed per batch: memory stays flat).
+    candidates_per_scope
+        How many items one scope proposes.
+    """
+
+    name = "trending"
+
+    def __init__(
+        self,
+        short_half_life_h: float = 6.0,
+        long_half_life_h: float = 24.0 * 7,
+        max_items: int = 5000,
+        candidates_per_scope: int = 100,
+    ) -> None:
+        self.clocks = {
+            "short": DecayClock(short_half_life_h * 3_600_000),
+            "long": DecayClock(long_half_life_h * 3_600_000),
+        }
+        self.max_items = max_items
+        self.per_scope = candidates_per_scope
+
+    @staticmethod
+    def scopes(interaction: Interaction) -> list[str]:
+        scopes = [GLOBAL]
+        if interaction.category:
+            scopes.append("category:" + interaction.category)
+        scopes += ["segment:" + s for s in interaction.segments]
+        return scopes
+
+    def learn(self, batch: Sequence[Interaction], state: State) -> list[Write]:
+        writes: list[Write] = []
+        touched: set[str] = set()
+        for interaction in batch:
+            if interaction.weight <= 0:
+                continue
+            for horizon, clock in self.clocks.items():
+                generation = clock.generation(interaction.ts)
+                amount = interaction.weight * clock.weight(interaction.ts, generation)
+                for scope in self.scopes(interaction):
+                    key = keys.popularity(f"{horizon}:{scope}", generation)
+                    writes.append(ZIncr(key, interaction.item_id, amount))
+                    touched.add(key)
+        writes += [ZKeepTop(key, self.max_items) for key in sorted(touched)]
+        return writes
+
+    def query_scopes(self, query: Query) -> list[str]:
+        if query.category:
+            return ["category:" + query.category]
+        scopes = [GLOBAL]
+        top_categories = list(query.affinities.get("category", {}))[:2]
+        scopes += ["category:" + c for c in top_categories]
+        scopes += ["segment:" + s for s in query.segments[:2]]
+        return scopes
+
+    def _scope_reads(self, scope: str, now: int) -> list[GenerationReads]:
+        return [
+            generation_reads(
+                functools.partial(self._key, f"{horizon}:{scope}"),
+                clock.generation(now),
+                self.per_scope,
+            )
+            for horizon, clock in self.clocks.items()
+        ]
+
+    @staticmethod
+    def _key(scope: str, generation: int) -> str:
+        return keys.popularity(scope, generation)
+
+    def candidate_reads(self, query: Query) -> list[Read]:
+        return [
+            read
+            for scope in self.query_scopes(query)
+            for pair in self._scope_reads(scope, query.now)
+            for read in pair
+        ]
+
+    def scope_scores(self, scope: str, now: int, state: State) -> dict[str, float]:
+        blended: dict[str, float] = {}
+        for pair in self._scope_reads(scope, now):
+            for item, value in normalise(read_generations(state, pair)).items():
+                blended[item] = blended.get(item, 0.0) + value / len(self.clocks)
+        return blended
+
+    def candidates(self, query: Query, state: State) -> dict[str, Scored]:
+        proposed: dict[str, Scored] = {}
+        for rank, scope in enumerate(self.query_scopes(query)):
+            # The global scope explains itself as "popular now"; narrower ones name it.
+            reason = "popular now" if scope == GLOBAL else _describe(scope)
+            boost = 1.0 if rank == 0 else 0.9
+            for item, value in self.scope_scores(scope, query.now, state).items():
+                score = value * boost
+                if item not in proposed or proposed[item].score < score:
+                    proposed[item] = Scored(score, reason)
+        return proposed
+
+
+def _describe(scope: str) -> str:
+    kind, _, name = scope.partition(":")
+    return f"trending in {name}" if kind == "category" else f"popular with {name} shoppers"

@@ -1,0 +1,172 @@
+"""The per-user state blob kept at ``{u:<id>}:profile``: its shape and its encoding.
+
+The worker reads it, folds a batch of events into it (``profiles/fold.py``) and writes it
+back in the same pipeline as every other effect of those events; the API reads it and
+derives the public profile at read time (``profiles/view.py``).
+
+Almost every part merges commutatively (sums, min/max, newest-by-event-time), so events
+arriving out of order give the same state. Sessions are the exception: they are counted
+from a small time-ordered buffer that settles once events are older than the lateness.
+
+>>> state = UserState()
+>>> state.counts["product_viewed"] = 2
+>>> remember_newest(state.recent, "sku-1", 1000, limit=50)
+>>> UserState.from_bytes(state.to_bytes()) == state
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import orjson
+
+SCHEMA_VERSION = 2
+
+# Blob key of each field; short keys keep the blob small.
+_BLOB_KEYS = {
+    "counts": "c",
+    "first_seen": "fs",
+    "last_seen": "ls",
+    "recent": "r",
+    "purchased": "p",
+    "seen_ids": "s",
+    "watermarks": "w",
+    "sessions_settled": "ss",
+    "session_buffer": "sb",
+    "session_last_settled": "sl",
+    "session_items": "si",
+    "affinity_generation": "ag",
+    "category_affinity": "ac",
+    "brand_affinity": "ab",
+    "unit_prices": "up",
+    "bought_categories": "bc",
+    "orders": "o",
+    "first_order": "fo",
+    "points_earned": "pe",
+    "points_used": "pu",
+    "tier": "t",
+    "channels": "ch",
+    "cart": "ct",
+    "traits": "tr",
+    "segments": "sg",
+    "partition": "pa",
+    "rec_clicks": "rc",
+    "timers": "tm",
+    "campaign_sends": "cs",
+    "campaign_arms": "ca",
+    "promotions": "pr",
+    "promotion_ids": "pi",
+}
+
+
+def fingerprint(text: str, size: int = 6) -> str:
+    """A short, stable digest (dedup memory, order ids, session ids)."""
+    return hashlib.blake2b(text.encode(), digest_size=size).hexdigest()
+
+
+def event_fingerprint(event_id: str) -> str:
+    return fingerprint(event_id)
+
+
+@dataclass
+class UserState:
+    counts: dict[str, int] = field(default_factory=dict)
+    first_seen: int | None = None
+    last_seen: int | None = None
+    # [item_id, event time ms], newest first, one entry per item.
+    recent: list[list[Any]] = field(default_factory=list)
+    purchased: list[list[Any]] = field(default_factory=list)
+    # Dedup memory: fingerprints of the last applied event ids, oldest first.
+    seen_ids: list[str] = field(default_factory=list)
+    # Per partition: [offset, index in record] of the last applied event.
+    watermarks: dict[str, list[int]] = field(default_factory=dict)
+    # Sessions: settled count, plus [ts, session fingerprint] not yet settled (sorted).
+    sessions_settled: int = 0
+    session_buffer: list[list[Any]] = field(default_factory=list)
+    session_last_settled: list[Any] | None = None
+    # [item_id, ts, session fingerprint], newest first (the current session's items).
+    session_items: list[list[Any]] = field(default_factory=list)
+    # Decayed affinities in growth units of ``affinity_generation`` (see profiles/fold.py).
+    affinity_generation: int = 0
+    category_affinity: dict[str, float] = field(default_factory=dict)
+    brand_affinity: dict[str, float] = field(default_factory=dict)
+    # [ts, unit price] of the newest purchased lines (spending power).
+    unit_prices: list[list[float]] = field(default_factory=list)
+    bought_categories: dict[str, int] = field(default_factory=dict)
+    # order fingerprint -> [ts | None, revenue | None, refunded]; a refund may come first.
+    orders: dict[str, list[Any]] = field(default_factory=dict)
+    first_order: int | None = None
+    points_earned: int = 0
+    points_used: int = 0
+    tier: str = "basic"
+    # "on" (web/app) and "off" (store) event counts.
+    channels: dict[str, int] = field(default_factory=dict)
+    # product -> {"d": [[ts, quantity delta]], "x": cleared-at ts, "pr": [ts, price]}
+    cart: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # trait -> [value, ts]; only whitelisted traits are ever stored.
+    traits: dict[str, list[Any]] = field(default_factory=dict)
+    segments: list[str] = field(default_factory=list)
+    # The events-topic partition this user's events arrive on (sweep ownership).
+    partition: int | None = None
+    # item -> [experiment, variant, ts] of recent clicks on recommendations (attribution).
+    rec_clicks: dict[str, list[Any]] = field(default_factory=dict)
+    # campaign -> [anchor ts, due ts] of a pending delayed trigger (e.g. cart abandonment).
+    timers: dict[str, list[int]] = field(default_factory=dict)
+    # campaign -> send times (ms), newest last (frequency caps).
+    campaign_sends: dict[str, list[int]] = field(default_factory=dict)
+    # campaign -> "treatment" | "holdout", fixed at the first firing (measurement).
+    campaign_arms: dict[str, str] = field(default_factory=dict)
+    # Active promotions (JSON objects), newest last; expired ones are pruned.
+    promotions: list[dict[str, Any]] = field(default_factory=list)
+    # Ids of promotions already decided (sent, held out or refused): never twice.
+    promotion_ids: list[str] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        data = {"v": SCHEMA_VERSION}
+        defaults = _DEFAULTS
+        for name, key in _BLOB_KEYS.items():
+            value = getattr(self, name)
+            if value != defaults[name]:
+                data[key] = value
+        return orjson.dumps(data)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes | None) -> UserState:
+        if not blob:
+            return cls()
+        data = orjson.loads(blob)
+        return cls(**{name: data[key] for name, key in _BLOB_KEYS.items() if key in data})
+
+    @property
+    def exists(self) -> bool:
+        return self.first_seen is not None
+
+    def recent_item_ids(self, limit: int | None = None) -> list[str]:
+        return [item for item, _ in self.recent[:limit]]
+
+    def purchased_item_ids(self) -> set[str]:
+        return {item for item, _ in self.purchased}
+
+
+_DEFAULTS = {f.name: getattr(UserState(), f.name) for f in fields(UserState)}
+
+
+def remember_newest(items: list[list[Any]], item_id: str, ts: int, *, limit: int) -> None:
+    """Insert or refresh ``[item_id, ts]`` keeping ``items`` newest first, one per item.
+
+    The result depends only on the set of (item, ts) pairs seen, not on arrival order.
+    """
+    for index, entry in enumerate(items):
+        if entry[0] == item_id:
+            if entry[1] >= ts:
+                return
+            del items[index]
+            break
+    position = 0
+    while position < len(items) and (-items[position][1], items[position][0]) < (-ts, item_id):
+        position += 1
+    items.insert(position, [item_id, ts])
+    del items[limit:]

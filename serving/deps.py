@@ -1,0 +1,88 @@
+"""Dependencies routes ask for: settings, Redis, the producer, the recommender, API keys."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+
+from currents.redis_client import AsyncRedis
+from currents.settings import Settings
+from serving.config_store import ConfigStore
+from serving.metrics import ApiMetrics
+from serving.producer import EventProducer
+from serving.profiles import ProfileReader
+from serving.recommend import Recommender
+from serving.security import ApiKey, authenticate
+from serving.segment_store import SegmentStore
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_redis(request: Request) -> AsyncRedis:
+    return request.app.state.redis
+
+
+def get_producer(request: Request) -> EventProducer:
+    return request.app.state.producer
+
+
+def get_recommender(request: Request) -> Recommender:
+    return request.app.state.recommender
+
+
+def get_profiles(request: Request) -> ProfileReader:
+    return request.app.state.profiles
+
+
+def get_segment_store(request: Request) -> SegmentStore:
+    return request.app.state.segments
+
+
+def get_config(request: Request) -> ConfigStore:
+    return request.app.state.config
+
+
+def get_metrics(request: Request) -> ApiMetrics:
+    return request.app.state.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RedisDep = Annotated[AsyncRedis, Depends(get_redis)]
+ProducerDep = Annotated[EventProducer, Depends(get_producer)]
+RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
+MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
+ProfilesDep = Annotated[ProfileReader, Depends(get_profiles)]
+ConfigDep = Annotated[ConfigStore, Depends(get_config)]
+SegmentStoreDep = Annotated[SegmentStore, Depends(get_segment_store)]
+
+
+def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey]]:
+    async def check(
+        request: Request, presented: Annotated[str | None, Security(api_key_header)]
+    ) -> ApiKey:
+        if not presented:
+            raise HTTPException(
+                401,
+                "missing API key: send it in the X-API-Key header",
+                headers={"WWW-Authenticate": "ApiKey"},
+            )
+        key = authenticate(request.app.state.api_keys, presented)
+        if key is None:
+            raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "ApiKey"})
+        if scope not in key.scopes:
+            raise HTTPException(403, f"this API key lacks the {scope!r} scope")
+        return key
+
+    return check
+
+
+IngestKey = Annotated[ApiKey, Depends(require_scope("ingest"))]
+ReadKey = Annotated[ApiKey, Depends(require_scope("read"))]
+AdminKey = Annotated[ApiKey, Depends(require_scope("admin"))]

@@ -1,0 +1,98 @@
+"""The FastAPI application: clients are created in the lifespan and closed there."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from redis.exceptions import RedisError
+
+from currents import __version__
+from currents.redis_client import create_redis
+from currents.settings import Settings, load_settings
+from profiles.rules import ProfileRules
+from profiles.segments import load_segments_file
+from serving.config_store import ConfigStore
+from serving.metrics import ApiMetrics, LatencyMiddleware
+from serving.producer import EventProducer
+from serving.profiles import ProfileReader
+from serving.recommend import Recommender
+from serving.responses import OrjsonResponse
+from serving.routers import admin, campaigns, events, health, items, segments, users
+from serving.security import parse_api_keys
+from serving.segment_store import SegmentStore
+
+log = logging.getLogger("currents.api")
+
+
+async def load_segment_file(store: SegmentStore, path: Path) -> None:
+    """Upsert the file's definitions (unchanged ones are left alone, so no backfill)."""
+    for definition in load_segments_file(path):
+        await store.put(definition.name, definition.condition, definition.description)
+    log.info("segment definitions loaded", extra={"file": str(path)})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    bootstrap, redis_url = settings.require_servers()
+    api_keys = parse_api_keys(settings.api_keys)
+    if not api_keys:
+        log.warning("no API keys configured: every /v1 route will answer 401")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.redis = create_redis(redis_url)
+        app.state.producer = EventProducer(
+            bootstrap, settings.events_topic, idempotent=settings.producer_idempotence
+        )
+        await app.state.producer.start()
+        app.state.config = ConfigStore(app.state.redis)
+        await app.state.config.start()
+        app.state.recommender = Recommender(app.state.redis, settings, app.state.config)
+        app.state.profiles = ProfileReader(app.state.redis, ProfileRules.from_settings(settings))
+        app.state.segments = SegmentStore(app.state.redis)
+        if settings.segments_file is not None:
+            await load_segment_file(app.state.segments, settings.segments_file)
+        log.info("api started", extra={"version": __version__})
+        try:
+            yield
+        finally:
+            await app.state.config.stop()
+            await app.state.producer.stop()
+            await app.state.redis.aclose()
+
+    app = FastAPI(
+        title="Currents",
+        version=__version__,
+        summary="Real-time streaming personalization: events in, recommendations out.",
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+    )
+    app.state.settings = settings
+    app.state.api_keys = api_keys
+    app.state.metrics = ApiMetrics()
+    app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
+
+    @app.exception_handler(RedisError)
+    async def redis_unavailable(_request: Request, error: RedisError) -> OrjsonResponse:
+        log.warning("redis error while serving", extra={"error": type(error).__name__})
+        return OrjsonResponse(
+            {"detail": "state store unavailable; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    for router in (
+        events.router,
+        users.router,
+        items.router,
+        segments.router,
+        admin.router,
+        campaigns.router,
+        health.router,
+    ):
+        app.include_router(router)
+    return app

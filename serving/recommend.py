@@ -1,0 +1,261 @@
+"""Serve recommendations from the hybrid in a fixed number of pipelined round trips:
+
+1. the user's state blob;
+2. every model's candidate reads (neighbour lists, trending scopes, new arrivals…);
+3. every model's item reads for the bounded candidate pool, plus the catalog records of
+   candidates and of the items reasons refer to.
+
+The number of round trips never depends on catalog size or history length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from redis.exceptions import RedisError
+
+from currents import keys
+from currents.redis_client import AsyncRedis
+from currents.redis_reads import fetch_reads
+from currents.settings import Settings
+from online_models.base import Query, Read, hgetall
+from online_models.content import ContentModel
+from online_models.cooccurrence import KINDS
+from online_models.hybrid import Hybrid, Ranked, build_models
+from profiles.query import query_from_state
+from schemas.profile import UserState
+from serving.business_rules import Candidate, apply_rules
+from serving.config_store import ConfigStore, recommendation_record
+from serving.experiments import Experiment, Variant, assign
+
+log = logging.getLogger("currents.api.recommend")
+POOL = 300
+RECORD_TTL_S = 7 * 86_400
+Exclude = Literal["purchased", "viewed", "none"]
+
+
+@dataclass
+class Filters:
+    exclude: Exclude = "purchased"
+    category: str | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+    diversity: int | None = None  # max items per category
+
+
+@dataclass
+class Recommendation:
+    recommendation_id: str
+    user_id: str
+    personalized: bool
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _record(state: Mapping[Read, Any], item: str) -> dict[str, str]:
+    return state.get(hgetall(keys.item_record(item))) or {}
+
+
+def _price(record: Mapping[str, str]) -> float | None:
+    try:
+        return float(record["price"])
+    except (KeyError, ValueError):
+        return None
+
+
+def passes(record: Mapping[str, str], filters: Filters) -> bool:
+    """Stock and request filters on an item's catalog record (unknown items pass stock)."""
+    if record.get("in_stock") == "0":
+        return False
+    if filters.category is not None and record.get("category") != filters.category:
+        return False
+    price = _price(record)
+    if filters.min_price is not None and (price is None or price < filters.min_price):
+        return False
+    return not (filters.max_price is not None and (price is None or price > filters.max_price))
+
+
+class Recommender:
+    def __init__(self, redis: AsyncRedis, settings: Settings, config: ConfigStore) -> None:
+        self.redis = redis
+        self.config = config
+        self.hybrid = Hybrid(build_models(settings), settings.blend)
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    async def query_for(self, user_id: str, now: int, **context: Any) -> tuple[Query, UserState]:
+        blob: bytes | None = await self.redis.get(keys.user_profile(user_id))  # type: ignore[assignment]
+        state = UserState.from_bytes(blob)
+        return query_from_state(user_id, state, now, **context), state
+
+    async def for_user(
+        self,
+        user_id: str,
+        n: int,
+        now: int,
+        *,
+        filters: Filters | None = None,
+        context_item: str | None = None,
+        blend: Mapping[str, float] | None = None,
+    ) -> Recommendation:
+        filters = filters or Filters()
+        query, state = await self.query_for(
+            user_id, now, context_item=context_item, category=filters.category
+        )
+        experiment = self.config.active_experiment()
+        variant = assign(experiment, user_id) if experiment else None
+        if blend is None and variant is not None and variant.blend is not None:
+            blend = variant.blend
+        hybrid = self.hybrid if blend is None else self.hybrid.with_blend(blend)
+        excluded: set[str] = set()
+        if filters.exclude in {"purchased", "viewed"}:
+            excluded |= query.purchased
+        if filters.exclude == "viewed":
+            excluded |= set(state.recent_item_ids())
+        if context_item:
+            excluded.add(context_item)
+        rules = self.config.rules
+        pinned = sorted({r.item_id for r in rules if r.kind == "pin" and r.item_id and r.active})
+        ranked, item_state = await self._rank(hybrid, query, excluded, pinned)
+        kept = [r for r in ranked if passes(_record(item_state, r.item_id), filters)]
+        by_id = {r.item_id: r for r in kept}
+        candidates = [
+            Candidate(
+                r.item_id, r.score, self._reason(r, item_state), _record(item_state, r.item_id)
+            )
+            for r in kept
+        ]
+        pinned_records = {
+            item: record
+            for item in pinned
+            if item not in excluded
+            and (record := _record(item_state, item))
+            and passes(record, filters)
+        }
+        final = apply_rules(candidates, rules, n, pinned_records, filters.diversity)
+        recommendation_id = uuid.uuid4().hex
+        self._remember(
+            recommendation_id, user_id, [c.item_id for c in final], experiment, variant, now
+        )
+        return Recommendation(
+            recommendation_id=recommendation_id,
+            user_id=user_id,
+            personalized=any(by_id[c.item_id].personalized for c in final if c.item_id in by_id),
+            items=[
+                {"item_id": c.item_id, "score": round(c.score, 6), "reason": c.reason}
+                for c in final
+            ],
+        )
+
+    def _remember(
+        self,
+        recommendation_id: str,
+        user_id: str,
+        items: list[str],
+        experiment: Experiment | None,
+        variant: Variant | None,
+        now: int,
+    ) -> None:
+        """Store the served list for attribution without holding up the response."""
+        record = recommendation_record(
+            user_id,
+            items,
+            experiment.name if experiment else None,
+            variant.name if variant else None,
+            now,
+        )
+
+        async def write() -> None:
+            try:
+                await self.redis.set(
+                    keys.recommendation(recommendation_id), record, ex=RECORD_TTL_S
+                )
+            except (RedisError, OSError) as error:
+                log.warning(
+                    "recommendation record not stored", extra={"error": type(error).__name__}
+                )
+
+        task = asyncio.create_task(write())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _rank(
+        self, hybrid: Hybrid, query: Query, excluded: set[str], extra_items: list[str]
+    ) -> tuple[list[Ranked], dict[Read, Any]]:
+        candidate_state = await fetch_reads(self.redis, hybrid.candidate_reads(query))
+        proposals = hybrid.propose(query, candidate_state)
+        pool = [item for item in proposals if item not in excluded]
+        pool.sort(key=lambda item: -max(s.score for s in proposals[item].values()))
+        pool = pool[:POOL]
+        proposals = {item: proposals[item] for item in pool}
+        sources = {s.source for scored in proposals.values() for s in scored.values() if s.source}
+        reads = hybrid.item_reads(query, pool)
+        reads += [
+            hgetall(keys.item_record(item)) for item in [*pool, *sorted(sources), *extra_items]
+        ]
+        item_state = {**candidate_state, **await fetch_reads(self.redis, reads)}
+        reasons = {}
+        for item in pool:
+            reason = ContentModel.reason(query, _record(item_state, item))
+            if reason:
+                reasons[item] = reason
+        return hybrid.rank(query, proposals, item_state, reasons), item_state
+
+    @staticmethod
+    def _reason(candidate: Ranked, state: Mapping[Read, Any]) -> str:
+        if candidate.source is None:
+            return candidate.reason
+        name = _record(state, candidate.source).get("title") or candidate.source
+        return candidate.reason.format(item=name)
+
+    async def similar(
+        self, item_id: str, n: int, now: int, kinds: tuple[str, ...] = KINDS
+    ) -> list[dict[str, Any]] | None:
+        """Neighbours of ``item_id`` (co-occurrence kinds or ``content``); None if unknown."""
+        cooccurrence = self.hybrid.models["cooccurrence"]
+        reads: list[Read] = [hgetall(keys.item_record(item_id))]
+        for kind in kinds:
+            if kind in KINDS:
+                reads += list(cooccurrence.neighbour_reads(item_id, kind, now))  # type: ignore[attr-defined]
+        state = await fetch_reads(self.redis, reads)
+        record = _record(state, item_id)
+        scores: dict[str, float] = {}
+        reason_of: dict[str, str] = {}
+        for kind in kinds:
+            if kind not in KINDS:
+                continue
+            neighbours = cooccurrence.neighbours_of(item_id, kind, now, state)  # type: ignore[attr-defined]
+            top = max(neighbours.values(), default=0.0)
+            for other, value in neighbours.items():
+                if other != item_id and value > 0 and value / top > scores.get(other, 0.0):
+                    scores[other] = value / top
+                    reason_of[other] = f"{kind} together with {{item}}"
+        if "content" in kinds and record.get("category"):
+            trending = self.hybrid.models["trending"]
+            content_query = Query(user_id=None, now=now, category=record["category"])
+            content_state = await fetch_reads(self.redis, trending.candidate_reads(content_query))
+            for other, scored in trending.candidates(content_query, content_state).items():
+                if other != item_id and other not in scores:
+                    scores[other] = 0.5 * scored.score
+                    reason_of[other] = f"also in {record['category']}"
+        if not record and not scores:
+            return None
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[: n + 20]
+        records = await fetch_reads(self.redis, [hgetall(keys.item_record(i)) for i, _ in ranked])
+        title = record.get("title") or item_id
+        items = []
+        for other, score in ranked:
+            if _record(records, other).get("in_stock") == "0":
+                continue
+            reason = reason_of[other].format(item=title)
+            if reason.startswith("bought"):
+                reason = "bought together with " + title
+            elif reason.startswith("viewed"):
+                reason = "viewed together with " + title
+            items.append({"item_id": other, "score": round(score, 6), "reason": reason})
+            if len(items) == n:
+                break
+        return items

@@ -1,0 +1,75 @@
+"""Per-user reads: recommendations."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query
+
+from currents import keys
+from schemas.events import MAX_ID_CHARS
+from schemas.profile import UserState
+from serving.deps import AdminKey, ProfilesDep, ReadKey, RecommenderDep, RedisDep
+from serving.models import ProfileResponse, RecommendationResponse
+from serving.recommend import Filters
+from serving.responses import OrjsonResponse
+
+router = APIRouter(prefix="/v1/users", tags=["users"])
+
+UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
+
+
+@router.get("/{user_id}/recommendations", response_model=RecommendationResponse)
+async def recommendations(
+    user_id: UserId,
+    _key: ReadKey,
+    recommender: RecommenderDep,
+    n: Annotated[int, Query(ge=1, le=100, description="How many items")] = 10,
+    context_item: Annotated[
+        str | None, Query(min_length=1, max_length=MAX_ID_CHARS, description="Item on the page")
+    ] = None,
+    category: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    min_price: Annotated[float | None, Query(ge=0, le=1e12)] = None,
+    max_price: Annotated[float | None, Query(ge=0, le=1e12)] = None,
+    exclude: Literal["purchased", "viewed", "none"] = "purchased",
+    diversity: Annotated[
+        int | None, Query(ge=1, le=100, description="Max items per category")
+    ] = None,
+) -> OrjsonResponse:
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise HTTPException(422, "min_price is above max_price")
+    filters = Filters(exclude, category, min_price, max_price, diversity)
+    result = await recommender.for_user(
+        user_id, n, now=int(time.time() * 1000), filters=filters, context_item=context_item
+    )
+    return OrjsonResponse(
+        {
+            "recommendation_id": result.recommendation_id,
+            "user_id": result.user_id,
+            "personalized": result.personalized,
+            "items": result.items,
+        }
+    )
+
+
+@router.get(
+    "/{user_id}/profile",
+    response_model=ProfileResponse,
+    responses={404: {"description": "The engine holds nothing about this user"}},
+)
+async def profile(user_id: UserId, _key: AdminKey, profiles: ProfilesDep) -> OrjsonResponse:
+    result = await profiles.read(user_id, now=int(time.time() * 1000))
+    if result is None:
+        raise HTTPException(404, "unknown user")
+    return OrjsonResponse(result)
+
+
+@router.get("/{user_id}/promotions")
+async def promotions(user_id: UserId, _key: ReadKey, redis: RedisDep) -> OrjsonResponse:
+    """Active promotions the campaigns delivered to this user, best first."""
+    blob: bytes | None = await redis.get(keys.user_profile(user_id))  # type: ignore[assignment]
+    now = int(time.time() * 1000)
+    active = [p for p in UserState.from_bytes(blob).promotions if p["expires_at"] > now]
+    active.sort(key=lambda p: (-p["priority"], -p["created_at"], p["promotion_id"]))
+    return OrjsonResponse({"user_id": user_id, "promotions": active})

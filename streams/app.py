@@ -1,0 +1,159 @@
+"""The Faust application: one agent consumes `currents.events` in batches.
+
+Built by :func:`create_app` from settings (no module-level app, no module-level
+clients). The agent's state lives in Redis, never in module globals.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import faust
+
+from currents import keys
+from currents.partitioning import partition_for
+from currents.redis_client import AsyncRedis, create_redis
+from currents.settings import Settings
+from schemas.profile import UserState
+from streams.handler import BatchHandler, RawRecord
+from streams.processor import BatchProcessor, Outbound
+from streams.sink import RedisSink
+
+log = logging.getLogger("currents.worker")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def faust_broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+
+
+def create_app(settings: Settings) -> faust.App:
+    bootstrap, redis_url = settings.require_servers()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.worker_group,
+        broker=faust_broker_url(bootstrap),
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        web_enabled=False,  # no table endpoints, no web server at all
+        topic_partitions=settings.events_partitions,
+        topic_allow_declare=False,  # `currents up` / the operator creates topics
+        consumer_auto_offset_reset="earliest",
+        # A short session lets the group converge in seconds after a member dies.
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=6.0,
+        broker_commit_interval=0.5,
+        producer_acks=-1,
+        stream_wait_empty=True,
+    )
+    events_topic = app.topic(
+        settings.events_topic,
+        value_serializer="raw",
+        key_serializer="raw",
+        partitions=settings.events_partitions,
+    )
+    outbound_topics = {
+        name: app.topic(name, value_serializer="raw", key_serializer="raw")
+        for name in (
+            settings.dlq_topic,
+            settings.segments_topic,
+            settings.profile_changes_topic,
+            settings.promotions_topic,
+        )
+    }
+    me = worker_id()
+    heartbeat_key = keys.worker_heartbeats(settings.worker_group)
+    resources: dict[str, Any] = {}
+
+    def redis() -> AsyncRedis:
+        if "redis" not in resources:
+            resources["redis"] = create_redis(redis_url)
+        return resources["redis"]
+
+    async def send(messages: Sequence[Outbound]) -> None:
+        for message in messages:
+            await outbound_topics[message.topic].send(key=message.key or None, value=message.value)
+        await app.producer.flush()
+
+    def owned_partitions() -> set[int]:
+        assignment = app.consumer.assignment() if app.consumer else set()
+        return {tp.partition for tp in assignment if tp.topic == settings.events_topic}
+
+    def owns(user_id: str, state: UserState) -> bool:
+        partition = state.partition
+        if partition is None:
+            partition = partition_for(user_id, settings.events_partitions)
+        return partition in owned_partitions()
+
+    def handler() -> BatchHandler:
+        if "handler" not in resources:
+            resources["handler"] = BatchHandler(
+                RedisSink(redis()),
+                BatchProcessor(settings),
+                send,
+                dlq_topic=settings.dlq_topic,
+                source_topic=settings.events_topic,
+            )
+        return resources["handler"]
+
+    @app.agent(events_topic, name="events")
+    async def process_events(stream: faust.StreamT[bytes]) -> None:
+        batch_handler = handler()
+        await batch_handler.refresh(owns)
+        async for batch in stream.take_events(  # type: ignore[attr-defined]
+            settings.worker_batch_size, within=settings.worker_batch_within_s
+        ):
+            records = [RawRecord(e.value, e.message.partition, e.message.offset) for e in batch]
+            stats = await batch_handler.handle(records)
+            log.debug("batch applied", extra=asdict(stats))
+
+    @app.timer(settings.sweep_interval_s)
+    async def sweep() -> None:
+        if not owned_partitions():
+            return
+        try:
+            await handler().refresh(owns)
+            swept = await handler().sweep(owns)
+            if swept:
+                log.info("sweep re-evaluated profiles", extra={"users": swept})
+        except Exception as error:  # the next tick retries; never take the worker down
+            log.warning("sweep failed", extra={"error": type(error).__name__})
+
+    async def beat() -> None:
+        if owned_partitions():
+            await redis().zadd(heartbeat_key, {me: int(time.time() * 1000)})
+
+    @app.timer(settings.worker_heartbeat_s)
+    async def heartbeat() -> None:
+        try:
+            await beat()
+        except Exception as error:  # a heartbeat must never take the worker down
+            log.warning("heartbeat failed", extra={"error": type(error).__name__})
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def on_rebalanced(sender: Any, **_: Any) -> None:
+        log.info("partitions assigned", extra={"partitions": sorted(owned_partitions())})
+        try:
+            await beat()
+        except Exception as error:
+            log.warning("heartbeat failed", extra={"error": type(error).__name__})
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        try:
+            await redis().zrem(heartbeat_key, me)
+        except Exception as error:
+            log.warning("heartbeat removal failed", extra={"error": type(error).__name__})
+
+    app.currents_resources = resources  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,335 @@
+"""Batches of Kafka records through the engine, plus the clock-driven sweep and segment
+backfills, all serialized by one lock so a user's state has one writer at a time.
+
+For each batch: decode, read state, fold, send outbound messages (dead letters, segment
+and tier changes), then apply the writes in one pipeline. Messages go out before the
+writes land, so a crash in between repeats them (at least once, with stable event ids)
+rather than losing them. Redis failures are retried with backoff until the batch lands;
+nothing in the input can make this raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import orjson
+from redis.exceptions import RedisError
+
+from currents import keys
+from currents.redis_reads import fetch_reads
+from currents.text import as_text
+from currents.writes import HashIncr, Write, ZRemove, coalesce
+from profiles.segments import SegmentDefinition, SegmentRegistry
+from profiles.view import Tertiles
+from schemas.profile import UserState
+from streams.decode import DeadLetter, PositionedEvent, decode_record
+from streams.processor import (
+    BatchInput,
+    BatchProcessor,
+    BatchResult,
+    Outbound,
+    items_of,
+    recommendation_ids_of,
+    user_keys_of,
+)
+from streams.sink import RedisSink
+from triggers.campaigns import Campaign
+from triggers.engine import TriggerEngine
+
+log = logging.getLogger("currents.worker")
+T = TypeVar("T")
+
+Send = Callable[[Sequence[Outbound]], Awaitable[None]]
+Owns = Callable[[str, UserState], bool]
+SWEEP_PAGE = 500
+SWEEP_MAX_PER_TICK = 5000
+BACKFILL_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    value: bytes | None
+    partition: int
+    offset: int
+
+
+@dataclass
+class BatchStats:
+    records: int
+    applied: int
+    duplicates: int
+    dead_letters: int
+    seconds: float
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class BatchHandler:
+    def __init__(
+        self,
+        sink: RedisSink,
+        processor: BatchProcessor,
+        send: Send,
+        *,
+        dlq_topic: str,
+        source_topic: str,
+        clock: Callable[[], int] = now_ms,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self.sink = sink
+        self.processor = processor
+        self.send = send
+        self.dlq_topic = dlq_topic
+        self.source_topic = source_topic
+        self.clock = clock
+        self.max_backoff_s = max_backoff_s
+        self.stopping = False
+        self.lock = asyncio.Lock()
+        self.tertiles: Tertiles = {}
+        self.segment_version: int | None = None
+        self.campaign_version: int | None = None
+        self.backfills: dict[str, asyncio.Task[None]] = {}
+
+    # --- batches -----------------------------------------------------------------------------
+    async def handle(self, records: Sequence[RawRecord]) -> BatchStats:
+        started = time.perf_counter()
+        events: list[PositionedEvent] = []
+        dead: list[DeadLetter] = []
+        for record in records:
+            decoded, rejected = decode_record(record.value, record.partition, record.offset)
+            events.extend(decoded)
+            dead.extend(rejected)
+
+        async with self.lock:
+            try:
+                results = [await self._retrying(functools.partial(self._apply, events, dead))]
+            except (RedisError, OSError):
+                raise
+            except Exception:
+                log.exception("batch failed; applying its events one by one")
+                results = await self._isolate(events, dead)
+        if any(r.touched_categories for r in results):
+            self.tertiles = await self._retrying(self.sink.read_tertiles)
+        return BatchStats(
+            len(records),
+            sum(r.applied for r in results),
+            sum(r.duplicates for r in results),
+            sum(len(r.dead_letters) for r in results),
+            time.perf_counter() - started,
+        )
+
+    async def _apply(self, events: list[PositionedEvent], dead: list[DeadLetter]) -> BatchResult:
+        """Read, fold, send, write: one attempt at a batch (retried on Redis errors)."""
+        users, catalog = await self.sink.read(user_keys_of(events), items_of(events))
+        recommendations = await self.sink.read_recommendations(recommendation_ids_of(events))
+        result = self.processor.process(
+            BatchInput(events, users, catalog, self.clock(), self.tertiles, recommendations)
+        )
+        result.dead_letters = dead + result.dead_letters
+        if result.interactions:
+            model_state = await fetch_reads(
+                self.sink.redis, self.processor.learn_reads(result.interactions)
+            )
+            result.writes.extend(self.processor.learn(result.interactions, model_state))
+        letters = result.dead_letters
+        outbound = [self._dead_letter(d) for d in letters] + result.outbound
+        if outbound:
+            await self.send(outbound)
+        extra: list[Write] = [HashIncr(keys.counters(), "dlq", len(letters))] if letters else []
+        await self.sink.apply(coalesce(result.writes + extra))
+        if result.touched_categories:
+            await self.sink.refresh_tertiles(sorted(result.touched_categories))
+        return result
+
+    async def _isolate(
+        self, events: list[PositionedEvent], dead: list[DeadLetter]
+    ) -> list[BatchResult]:
+        """A bug must not become a poison pill: apply events singly and dead-letter the
+        ones that still fail, with the error, so the worker keeps going."""
+        results = [await self._retrying(functools.partial(self._apply, [], dead))]
+        for positioned in events:
+            try:
+                single = functools.partial(self._apply, [positioned], [])
+                results.append(await self._retrying(single))
+            except (RedisError, OSError):
+                raise
+            except Exception as error:
+                log.exception(
+                    "event failed; dead-lettering it", extra={"type": positioned.event.type}
+                )
+                letter = DeadLetter(
+                    f"internal error: {type(error).__name__}: {error}",
+                    orjson.dumps(positioned.raw),
+                    positioned.partition,
+                    positioned.offset,
+                    positioned.index,
+                )
+                report = functools.partial(self._apply, [], [letter])
+                results.append(await self._retrying(report))
+        return results
+
+    def _dead_letter(self, letter: DeadLetter) -> Outbound:
+        return Outbound(self.dlq_topic, b"", letter.to_bytes(self.source_topic))
+
+    async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
+        delay = 0.1
+        while True:
+            try:
+                return await operation()
+            except (RedisError, OSError) as error:
+                if self.stopping:
+                    raise
+                log.warning(
+                    "redis unavailable; retrying",
+                    extra={"error": type(error).__name__, "retry_in_s": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_s)
+
+    # --- definitions and catalog facts -------------------------------------------------------
+    async def refresh(self, owns: Owns) -> None:
+        """Reload segment definitions when their version moved; backfill new or changed ones."""
+        redis = self.sink.redis
+        version_raw = await redis.get(keys.segment_version())
+        version = int(version_raw or 0)
+        if version != self.segment_version:
+            raw = await redis.hgetall(keys.segment_definitions())
+            definitions = []
+            for blob in raw.values():
+                try:
+                    definitions.append(SegmentDefinition.from_json(blob))
+                except ValueError as error:  # validated by the API; never fatal here
+                    log.error("skipping invalid segment definition", extra={"error": str(error)})
+            previous = self.processor.segments.definitions
+            registry = SegmentRegistry.from_definitions(definitions)
+            changed = [
+                name
+                for name, d in registry.definitions.items()
+                if name not in previous or previous[name].digest != d.digest
+            ]
+            self.processor.segments = registry
+            self.segment_version = version
+            for name in changed:
+                self._start_backfill(name, registry.definitions[name].version, owns)
+        await self._reload_campaigns()
+        self.tertiles = await self.sink.read_tertiles()
+
+    async def _reload_campaigns(self) -> None:
+        redis = self.sink.redis
+        version = int(await redis.get(keys.campaigns_version()) or 0)
+        if version == self.campaign_version:
+            return
+        campaigns = {}
+        for blob in (await redis.hgetall(keys.campaigns())).values():
+            record = orjson.loads(blob)
+            try:
+                campaigns[record["id"]] = Campaign.model_validate(record["campaign"])
+            except ValueError as error:  # validated by the API; never fatal here
+                log.error("skipping invalid campaign", extra={"error": str(error)[:200]})
+        self.processor.triggers = TriggerEngine(campaigns, self.processor.rules)
+        self.campaign_version = version
+        log.info("campaigns loaded", extra={"active": len(self.processor.triggers.campaigns)})
+
+    def _start_backfill(self, name: str, version: int, owns: Owns) -> None:
+        running = self.backfills.get(name)
+        if running and not running.done():
+            running.cancel()
+        task = asyncio.create_task(self.backfill(name, version, owns))
+        task.add_done_callback(_log_failure)
+        self.backfills[name] = task
+
+    async def backfill(self, name: str, version: int, owns: Owns) -> None:
+        """Evaluate every existing profile this worker owns, with progress in Redis."""
+        try:
+            await self._backfill(name, version, owns)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            await self.sink.redis.hset(
+                keys.segment_backfill(name), mapping={"state": "failed", "error": str(error)[:200]}
+            )
+            raise
+
+    async def _backfill(self, name: str, version: int, owns: Owns) -> None:
+        redis = self.sink.redis
+        progress_key = keys.segment_backfill(name)
+        total = int(await redis.hget(keys.counters(), "users") or 0)
+        await redis.hset(
+            progress_key,
+            mapping={"state": "running", "done": 0, "total": total, "version": version},
+        )
+        done = 0
+        page: list[str] = []
+        async for key in redis.scan_iter(match=keys.user_profile_pattern(), count=1000):
+            text = key.decode() if isinstance(key, bytes) else key
+            page.append(keys.user_of_profile_key(text))
+            if len(page) >= BACKFILL_PAGE:
+                done += await self._reevaluate(page, owns, "backfill")
+                page = []
+                await redis.hincrby(progress_key, "done", BACKFILL_PAGE)
+        if page:
+            done += await self._reevaluate(page, owns, "backfill")
+            await redis.hincrby(progress_key, "done", len(page))
+        await redis.hset(progress_key, mapping={"state": "done"})
+        log.info("segment backfill finished", extra={"segment": name, "evaluated": done})
+
+    # --- the sweep ------------------------------------------------------------------------
+    async def sweep(self, owns: Owns) -> int:
+        """Re-evaluate owned users whose clock-driven fields are due to change."""
+        now = self.clock()
+        redis = self.sink.redis
+        swept = 0
+        for offset in range(0, SWEEP_MAX_PER_TICK, SWEEP_PAGE):
+            due = await redis.zrangebyscore(
+                keys.sweep_schedule(), "-inf", now, start=offset, num=SWEEP_PAGE
+            )
+            if not due:
+                break
+            swept += await self._reevaluate([as_text(u) for u in due], owns, "sweep")
+            if len(due) < SWEEP_PAGE:
+                break
+        # Campaign timers (cart abandonment…): the owner of each user fires them once.
+        timers = await redis.zrangebyscore(
+            keys.campaign_timers(), "-inf", now, start=0, num=SWEEP_PAGE
+        )
+        members = [as_text(m) for m in timers if "|" in as_text(m)]
+        users = sorted({m.split("|", 1)[1] for m in members})
+        if users:
+            swept += await self._reevaluate(users, owns, "timer", timer_members=tuple(members))
+        return swept
+
+    async def _reevaluate(
+        self,
+        user_ids: list[str],
+        owns: Owns,
+        reason: str,
+        timer_members: tuple[str, ...] = (),
+    ) -> int:
+        async def attempt() -> int:
+            users = await self.sink.read_users(user_ids)
+            mine = {u: s for u, s in users.items() if owns(u, s)}
+            result = self.processor.reevaluate(mine, self.clock(), self.tertiles, reason)
+            # Due timers of owned users are handled now (fired, or stale): drop them.
+            handled = tuple(m for m in timer_members if m.split("|", 1)[1] in mine)
+            if handled:
+                result.writes.append(ZRemove(keys.campaign_timers(), handled))
+            if result.outbound:
+                await self.send(result.outbound)
+            await self.sink.apply(result.writes)
+            return len(mine)
+
+        async with self.lock:
+            return await self._retrying(attempt)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("segment backfill failed", exc_info=task.exception())

@@ -1,0 +1,154 @@
+"""The Redis store: reads the state a batch needs and applies a batch of writes.
+
+Reads are one pipelined round trip; writes are one Lua script call on a single Redis, so
+a batch lands whole or not at all (streams/apply_script.py). A Redis Cluster cannot run
+one script across slots, so there the writes go as one script call per slot, pipelined.
+Either way a failed flush raises, and the worker does not ack.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError, ResponseError
+
+from currents import keys
+from currents.redis_client import AsyncRedis
+from currents.writes import Write
+from schemas.profile import UserState
+from streams.apply_script import APPLY_WRITES_LUA, encode, pack_evalsha
+from streams.processor import CatalogEntry
+
+
+class RedisSink:
+    def __init__(self, redis: AsyncRedis) -> None:
+        self.redis = redis
+        self.transactional = not isinstance(redis, RedisCluster)
+        self._script: Any = None
+
+    async def read(
+        self, user_ids: Sequence[str], item_ids: Sequence[str]
+    ) -> tuple[dict[str, UserState], dict[str, CatalogEntry]]:
+        """User state blobs and catalog entries, in one round trip."""
+        if not user_ids and not item_ids:
+            return {}, {}
+        pipe = self.redis.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.get(keys.user_profile(user_id))
+        for item_id in item_ids:
+            pipe.hmget(keys.item_record(item_id), ["ts", "category", "brand"])
+        replies = await pipe.execute()
+        users = {
+            user_id: UserState.from_bytes(blob)
+            for user_id, blob in zip(user_ids, replies[: len(user_ids)], strict=True)
+        }
+        catalog = {
+            item_id: CatalogEntry(
+                int(ts) if ts is not None else None, _text(category), _text(brand)
+            )
+            for item_id, (ts, category, brand) in zip(
+                item_ids, replies[len(user_ids) :], strict=True
+            )
+        }
+        return users, catalog
+
+    async def read_recommendations(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for recommendation_id in ids:
+            pipe.get(keys.recommendation(recommendation_id))
+        blobs = await pipe.execute()
+        return {i: orjson.loads(blob) for i, blob in zip(ids, blobs, strict=True) if blob}
+
+    async def read_users(self, user_ids: Sequence[str]) -> dict[str, UserState]:
+        users, _ = await self.read(user_ids, ())
+        return users
+
+    async def refresh_tertiles(self, categories: Sequence[str]) -> None:
+        """Recompute the price tertiles of ``categories`` (two round trips)."""
+        if not categories:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for category in categories:
+            pipe.zcard(keys.category_prices(category))
+        sizes = await pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        for category, size in zip(categories, sizes, strict=True):
+            for rank in (size // 3, (2 * size) // 3):
+                pipe.zrange(keys.category_prices(category), rank, rank, withscores=True)
+        replies = await pipe.execute()
+        tertiles: dict[str, str] = {}
+        for index, (category, size) in enumerate(zip(categories, sizes, strict=True)):
+            low, high = replies[2 * index], replies[2 * index + 1]
+            if size and low and high:
+                tertiles[category] = f"{low[0][1]},{high[0][1]}"
+        if tertiles:
+            await self.redis.hset(keys.price_tertiles(), mapping=tertiles)  # type: ignore[arg-type]
+
+    async def read_tertiles(self) -> dict[str, tuple[float, float]]:
+        raw = await self.redis.hgetall(keys.price_tertiles())
+        return parse_tertiles(raw)
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        """Apply ``writes`` in order: one script call on a single Redis (atomic); on a
+        Cluster, one call per hash slot, pipelined (atomic per slot only)."""
+        if not writes:
+            return
+        if self._script is None:
+            self._script = self.redis.register_script(APPLY_WRITES_LUA)
+        if self.transactional:
+            keys_, args = encode(writes)
+            await self._call_packed(pack_evalsha(self._script.sha, keys_, args))
+            return
+        by_slot: dict[int, list[Write]] = defaultdict(list)
+        for write in writes:
+            by_slot[key_slot(write.key.encode())].append(write)
+        pipe = self.redis.pipeline(transaction=False)
+        for slot_writes in by_slot.values():
+            keys_, args = encode(slot_writes)
+            await self._script(keys=keys_, args=args, client=pipe)
+        await pipe.execute(raise_on_error=True)
+
+    async def _call_packed(self, packed: bytes) -> Any:
+        """Send one pre-packed EVALSHA; load the script once if the server lacks it."""
+        try:
+            return await self._send_packed(packed)
+        except NoScriptError:
+            await self.redis.script_load(APPLY_WRITES_LUA)
+            return await self._send_packed(packed)
+
+    async def _send_packed(self, packed: bytes) -> Any:
+        assert isinstance(self.redis, aioredis.Redis)
+        pool = self.redis.connection_pool
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command(packed)
+            return await connection.read_response()
+        except ResponseError:
+            raise  # the server answered: the connection is fine
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode() if value else None
+
+
+def parse_tertiles(raw: dict[Any, Any]) -> dict[str, tuple[float, float]]:
+    parsed = {}
+    for category, value in raw.items():
+        category = category.decode() if isinstance(category, bytes) else category
+        value = value.decode() if isinstance(value, bytes) else value
+        low, high = value.split(",")
+        parsed[category] = (float(low), float(high))
+    return parsed

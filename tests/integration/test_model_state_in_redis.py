@@ -1,0 +1,80 @@
+"""Conformance, against a real Redis: every model's state round-trips unchanged, and the
+model answers the same from Redis as from the in-process store."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from currents.redis_client import create_redis
+from currents.redis_reads import fetch_reads
+from online_models.memory import MemoryStore
+from streams.sink import RedisSink
+from tests.integration.conftest import Servers
+from tests.model_cases import catalog_writes, engine_models, queries, scripted_batch
+
+MODELS = sorted(engine_models())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_state_round_trips_through_redis(servers: Servers, name: str) -> None:
+    async def scenario() -> None:
+        # A database of its own: global keys (trending) must hold only this test's writes.
+        redis = create_redis(_own_database(servers.redis_url))
+        await redis.flushdb()
+        sink = RedisSink(redis)
+        model_for_memory, model_for_redis = engine_models()[name], engine_models()[name]
+        memory = MemoryStore()
+        setup = catalog_writes()
+        memory.apply(setup)
+        await sink.apply(setup)
+        batch = scripted_batch()
+        for start in range(0, len(batch), 10):
+            chunk = batch[start : start + 10]
+            memory.apply(
+                model_for_memory.learn(chunk, memory.fetch(model_for_memory.learn_reads(chunk)))
+            )
+            from_redis = await fetch_reads(redis, model_for_redis.learn_reads(chunk))
+            await sink.apply(model_for_redis.learn(chunk, from_redis))
+        for query in queries():
+            reads = model_for_memory.candidate_reads(query)
+            in_memory, in_redis = memory.fetch(reads), await fetch_reads(redis, reads)
+            assert _same(in_memory, in_redis)
+            proposed_memory = model_for_memory.candidates(query, in_memory)
+            proposed_redis = model_for_redis.candidates(query, in_redis)
+            assert proposed_memory.keys() == proposed_redis.keys()
+            items = [*sorted(proposed_memory), "a", "b", "c"]
+            item_reads = model_for_memory.item_reads(query, items)
+            memory_items, redis_items = (
+                memory.fetch(item_reads),
+                await fetch_reads(redis, item_reads),
+            )
+            assert _same(memory_items, redis_items)
+            scores_memory = model_for_memory.score(query, items, memory_items)
+            scores_redis = model_for_redis.score(query, items, redis_items)
+            assert scores_memory.keys() == scores_redis.keys()
+            for item in scores_memory:
+                assert scores_memory[item] == pytest.approx(scores_redis[item], rel=1e-6)
+        await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def _same(memory: dict, redis: dict) -> bool:
+    """Equal reads, allowing float rounding in sorted-set scores (Redis keeps doubles)."""
+    assert memory.keys() == redis.keys()
+    for read, value in memory.items():
+        other = redis[read]
+        if read[0] == "ztop":
+            assert [m for m, _ in value] == [m for m, _ in other], read
+            assert [s for _, s in value] == pytest.approx([s for _, s in other], rel=1e-9), read
+        else:
+            assert value == other, read
+    return True
+
+
+def _own_database(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/9"))

@@ -1,0 +1,75 @@
+from currents.writes import HashIncr, ZIncr, coalesce
+from online_models.base import Interaction, Query, merge_generations
+from online_models.cooccurrence import CooccurrenceModel
+from online_models.decay import PREVIOUS_GENERATION_SCALE, DecayClock
+from online_models.hybrid import Hybrid
+from online_models.memory import MemoryStore
+from online_models.trending import TrendingModel
+
+DAY = 24 * 3_600_000
+
+
+def learn(store, models, interactions):
+    for model in models.values():
+        store.apply(model.learn(interactions, store.fetch(model.learn_reads(interactions))))
+
+
+def test_hybrid_prefers_cooccurrence_and_backfills_with_popularity():
+    models = {"cooccurrence": CooccurrenceModel(), "trending": TrendingModel()}
+    hybrid = Hybrid(models, {"cooccurrence": 1.0, "trending": 0.3})
+    store = MemoryStore()
+    learn(
+        store,
+        models,
+        [
+            Interaction("t", "x", "product_viewed", 1.0, 0, history=("a",)),
+            Interaction("t2", "p", "product_viewed", 5.0, 0),
+        ],
+    )
+    query = Query("u", now=0, history=(("a", 0),))
+    proposals = hybrid.propose(query, store.fetch(hybrid.candidate_reads(query)))
+    ranked = hybrid.rank(query, proposals, store.fetch(hybrid.item_reads(query, list(proposals))))
+    assert [(r.item_id, r.model) for r in ranked][:2] == [("x", "cooccurrence"), ("p", "trending")]
+    assert ranked[0].reason.format(item="a") == "viewed together with a"
+    assert ranked[0].personalized and not ranked[1].personalized
+
+
+def test_recent_history_weighs_more():
+    model = CooccurrenceModel()
+    store = MemoryStore()
+    store.apply(
+        model.learn(
+            [
+                Interaction("t", "x", "product_viewed", 1.0, 0, history=("old",)),
+                Interaction("t", "y", "product_viewed", 1.0, 0, history=("new",)),
+            ],
+            {},
+        )
+    )
+    query = Query("u", now=10 * DAY, history=(("new", 10 * DAY), ("old", 0)))
+    proposed = model.candidates(query, store.fetch(model.candidate_reads(query)))
+    assert proposed["y"].score > proposed["x"].score
+
+
+def test_decay_generations_merge_without_loss():
+    clock = DecayClock(half_life_ms=1000)
+    boundary = int(clock.span_ms)
+    before = clock.weight(boundary - 1000, clock.generation(boundary - 1000))
+    after = clock.weight(boundary + 1000, clock.generation(boundary + 1000))
+    merged = merge_generations([("a", after)], [("a", before)], PREVIOUS_GENERATION_SCALE)
+    # One event a half-life before the boundary and one after: 2**-1 + 2**1 in new units.
+    assert abs(merged["a"] - (2.0 + 0.5)) < 1e-9
+    assert PREVIOUS_GENERATION_SCALE == 2.0**-512
+
+
+def test_coalesce_sums_increments():
+    writes = coalesce(
+        [
+            ZIncr("k", "a", 1.0),
+            ZIncr("k", "b", 1.0),
+            ZIncr("k", "a", 0.5),
+            HashIncr("h", "f", 2),
+            HashIncr("h", "f", 3),
+        ]
+    )
+    assert writes == [ZIncr("k", "a", 1.5), ZIncr("k", "b", 1.0), HashIncr("h", "f", 5)]
