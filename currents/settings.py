@@ -111,6 +111,10 @@ class Settings(BaseSettings):
         "",
         description="Semicolon-separated `name:sha256-hex:scope+scope` entries (keys are hashed).",
     )
+    demo_page_key: str = Field(
+        "",
+        description="Demo only: a read+ingest key handed to the storefront page at `/`.",
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_events_per_request: int = Field(500, ge=1)
 

@@ -100,6 +100,11 @@ class Stack:
             key_file = data_dir / "api-key"
             key_file.write_text(api_key + "\n")
             key_file.chmod(0o600)
+        demo_page_key = self.settings.demo_page_key
+        if self.demo and not demo_page_key:
+            # The storefront's key: read+ingest only, handed to the page at /demo-config.js.
+            demo_page_key = new_secret()
+            api_keys += ";" + format_entry("demo-page", demo_page_key, {"ingest", "read"})
         port = self.settings.api_port or free_port()
         api_url = f"http://{self.settings.api_host}:{port}"
 
@@ -110,6 +115,7 @@ class Stack:
             CURRENTS_KAFKA_BOOTSTRAP=bootstrap,
             CURRENTS_REDIS_URL=redis_url,
             CURRENTS_API_KEYS=api_keys,
+            CURRENTS_DEMO_PAGE_KEY=demo_page_key,
             CURRENTS_API_PORT=str(port),
             CURRENTS_DATA_DIR=str(data_dir),
         )
@@ -148,6 +154,8 @@ class Stack:
         info = {
             "api_url": api_url,
             "api_key": api_key,
+            "storefront_url": f"{api_url}/",
+            "dashboard_url": f"{api_url}/dashboard",
             "kafka_bootstrap": bootstrap,
             "redis_url": redis_url,
         }
@@ -252,6 +260,9 @@ def run_up(settings: Settings, demo: bool, demo_rate: float) -> int:
         stack.say(f"Currents is ready: {info['api_url']}")
         stack.say(f"  API key:   {key}")
         stack.say(f"  API docs:  {info['api_url']}/docs")
+        if demo:
+            stack.say(f"  store:     {info['storefront_url']}  (the demo storefront)")
+            stack.say(f"  dashboard: {info['dashboard_url']}  (paste the API key for admin data)")
         stack.say(f"  metrics:   {info['api_url']}/metrics")
         stack.say(
             f"  try:       curl -s -H 'X-API-Key: {key}' "

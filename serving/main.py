@@ -21,7 +21,7 @@ from serving.producer import EventProducer
 from serving.profiles import ProfileReader
 from serving.recommend import Recommender
 from serving.responses import OrjsonResponse
-from serving.routers import admin, campaigns, events, health, items, segments, users
+from serving.routers import admin, campaigns, events, health, items, segments, users, web
 from serving.security import parse_api_keys
 from serving.segment_store import SegmentStore
 
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin.router,
         campaigns.router,
         health.router,
+        web.router,
     ):
         app.include_router(router)
     return app

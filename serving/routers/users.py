@@ -1,4 +1,4 @@
-"""Per-user reads: recommendations."""
+"""Per-user reads: recommendations, profile (admin), summary, promotions."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import BaseModel
 
 from currents import keys
 from schemas.events import MAX_ID_CHARS
 from schemas.profile import UserState
 from serving.deps import AdminKey, ProfilesDep, ReadKey, RecommenderDep, RedisDep
-from serving.models import ProfileResponse, RecommendationResponse
+from serving.models import ProfileResponse, RecommendationResponse, RfmResponse
 from serving.recommend import Filters
 from serving.responses import OrjsonResponse
 
@@ -63,6 +64,47 @@ async def profile(user_id: UserId, _key: AdminKey, profiles: ProfilesDep) -> Orj
     if result is None:
         raise HTTPException(404, "unknown user")
     return OrjsonResponse(result)
+
+
+class CategoryScore(BaseModel):
+    category: str
+    score: float
+
+
+class SummaryResponse(BaseModel):
+    user_id: str
+    tier: str
+    lifecycle: str
+    top_categories: list[CategoryScore]
+    rfm: RfmResponse
+    cart_items: int
+    cart_value: float
+
+
+@router.get(
+    "/{user_id}/summary",
+    response_model=SummaryResponse,
+    responses={404: {"description": "The engine holds nothing about this user"}},
+)
+async def summary(user_id: UserId, _key: ReadKey, profiles: ProfilesDep) -> OrjsonResponse:
+    """A minimal, non-PII view of the profile for storefronts (read scope): tier,
+    lifecycle, top five categories, RFM and the cart size. No traits, no history."""
+    result = await profiles.read(user_id, now=int(time.time() * 1000))
+    if result is None:
+        raise HTTPException(404, "unknown user")
+    categories = sorted(result["affinities"]["category"].items(), key=lambda kv: -kv[1])[:5]
+    cart = result["cart"]
+    return OrjsonResponse(
+        {
+            "user_id": user_id,
+            "tier": result["tier"],
+            "lifecycle": result["lifecycle"],
+            "top_categories": [{"category": c, "score": v} for c, v in categories],
+            "rfm": result["rfm"],
+            "cart_items": sum(line["quantity"] for line in cart["items"]),
+            "cart_value": cart["value"],
+        }
+    )
 
 
 @router.get("/{user_id}/promotions")
