@@ -13,6 +13,7 @@ so each lives on one Redis Cluster slot and can be found (and erased) by that ta
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 PREFIX = "currents"
@@ -196,3 +197,43 @@ def campaign_timers() -> str:
 def campaign_stats(campaign_id: str) -> str:
     """Hash: per-campaign counters (sent, holdout, no_consent, capped, ...)."""
     return f"{PREFIX}:campaign:{campaign_id}:stats"
+
+
+def campaign_budget(campaign_id: str) -> str:
+    """Set: ids of the promotions a budgeted campaign sent (its size is the budget used)."""
+    return f"{PREFIX}:campaign:{campaign_id}:budget"
+
+
+def user_campaign_sends(user_id: str) -> str:
+    """Sorted set (TTL 366 days): ``<campaign>|<promotion id>`` -> send time (ms); the
+    frequency caps, checked atomically before a promotion goes out."""
+    return user_tag(user_id) + ":campaign:sends"
+
+
+def item_watchers(item_id: str) -> str:
+    """Sorted set: user -> time (ms) they last viewed or carted the item, newest 500 kept
+    (price-drop campaigns only)."""
+    return item_tag(item_id) + ":watchers"
+
+
+# --- API ---------------------------------------------------------------------------------
+def rate_limit(key_name: str, window_s: int) -> str:
+    """String counter (5 s TTL): requests leased by API replicas for one key in one second."""
+    return f"{PREFIX}:ratelimit:{{k:{_escape(key_name)}}}:{window_s}"
+
+
+def audit_log() -> str:
+    """Stream: audit records of privacy operations (action, key name, pseudonymous subject)."""
+    return f"{PREFIX}:audit"
+
+
+# --- privacy ---------------------------------------------------------------------------------
+def user_erased(user_id: str) -> str:
+    """String (TTL ``erasure_marker_days``): epoch ms of the user's erasure; older events
+    for the user are dropped so a replay cannot resurrect them."""
+    return user_tag(user_id) + ":erased"
+
+
+def user_key_pattern(user_id: str) -> str:
+    """SCAN pattern matching every key of one user (glob characters escaped)."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", user_tag(user_id)) + "*"

@@ -17,7 +17,9 @@ from typing import Any
 import orjson
 
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-_PSEUDONYM_KEY = os.environ.get("CURRENTS_LOG_PSEUDONYM_KEY", "").encode() or os.urandom(16)
+# Read straight from the environment (Settings.pseudonym_key documents it) because log
+# records are formatted before, and outside of, any settings object.
+_PSEUDONYM_KEY = os.environ.get("CURRENTS_PSEUDONYM_KEY", "").encode() or os.urandom(16)
 
 
 def pseudonym(user_id: str) -> str:

@@ -102,6 +102,16 @@ class Settings(BaseSettings):
     segments_topic: str = "currents.segments"
     profile_changes_topic: str = "currents.profile-changes"
     promotions_topic: str = "currents.promotions"
+    promotions_dlq_topic: str = "currents.promotions.dlq"
+    campaign_timezone: str = Field(
+        "UTC", description="Zone for quiet hours and birthdays when the user's region is unknown."
+    )
+    campaign_daily_cap: int = Field(3, ge=1, le=100)
+    attribution_days: float = Field(7.0, gt=0, le=90)
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)
+    webhook_retries: int = Field(4, ge=0, le=10)
+    webhook_backoff_s: float = Field(0.5, ge=0, le=60)
+    webhook_concurrency: int = Field(16, ge=1, le=256)
     sweep_interval_s: float = Field(1.0, gt=0, le=3600)
 
     # --- API -----------------------------------------------------------------------------
@@ -117,8 +127,24 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_events_per_request: int = Field(500, ge=1)
+    max_request_body_bytes: int = Field(
+        65_536, ge=1024, description="Body limit of every route except `POST /v1/events`."
+    )
+    rate_limit_per_s: int = Field(
+        5000, ge=0, description="Requests per second per API key, across replicas; 0 is off."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (JSON list); none by default."
+    )
+    erasure_marker_days: int = Field(
+        30, ge=1, description="Erasure markers outlive the topic's retention by this much."
+    )
 
     # --- logging -------------------------------------------------------------------------
+    pseudonym_key: str = Field(
+        "",
+        description="Key of the hash that pseudonymizes user ids in logs and the audit log.",
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

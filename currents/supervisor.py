@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -109,6 +110,7 @@ class Stack:
         api_url = f"http://{self.settings.api_host}:{port}"
 
         env = dict(os.environ)
+        env.setdefault("CURRENTS_PSEUDONYM_KEY", persistent_pseudonym_key(data_dir))
         if self.demo and not self.settings.segments_file and DEMO_SEGMENTS.exists():
             env["CURRENTS_SEGMENTS_FILE"] = str(DEMO_SEGMENTS)
         env.update(
@@ -241,6 +243,15 @@ class Stack:
                     os.killpg(child.process.pid, signal.SIGKILL)
         for server in reversed(self.servers):
             server.stop(timeout_s=2.0)
+
+
+def persistent_pseudonym_key(data_dir: Path) -> str:
+    """One pseudonym key per data dir, so log and audit pseudonyms survive restarts."""
+    path = data_dir / "pseudonym.key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def run_up(settings: Settings, demo: bool, demo_rate: float) -> int:

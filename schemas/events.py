@@ -121,6 +121,15 @@ class IdentifyProps(_Props):
     traits: dict[str, Any] = {}
 
 
+class ConsentProps(_Props):
+    personalization: bool
+    marketing: bool
+
+
+class ErasureProps(_Props):
+    """An erasure request, produced by the API only (``DELETE /v1/users/{id}``)."""
+
+
 class ItemProps(_Props):
     item_id: Id
     title: Text = ""
@@ -148,10 +157,14 @@ PROPERTY_MODELS: dict[str, type[_Props]] = {
     "promotion_clicked": PromotionProps,
     "coupon_redeemed": CouponProps,
     "identify": IdentifyProps,
+    "consent_updated": ConsentProps,
+    "user_erased": ErasureProps,
     "item_upserted": ItemProps,
 }
 EVENT_TYPES: tuple[str, ...] = tuple(PROPERTY_MODELS)
 CATALOG_TYPES = frozenset({"item_upserted"})
+# Produced by the engine's own API routes; POST /v1/events refuses them.
+CONTROL_TYPES = frozenset({"user_erased"})
 
 EventType = Literal[
     "product_viewed",
@@ -170,6 +183,8 @@ EventType = Literal[
     "promotion_clicked",
     "coupon_redeemed",
     "identify",
+    "consent_updated",
+    "user_erased",
     "item_upserted",
 ]
 

@@ -51,6 +51,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "traits": {"age_band": "25-34", "region": "DE-BE", "marketing_consent": True}
         }
     },
+    "consent_updated": {"properties": {"personalization": False, "marketing": True}},
+    "user_erased": {"properties": {}},
     "item_upserted": {
         "properties": {
             "item_id": "sku-1",

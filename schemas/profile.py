@@ -59,6 +59,7 @@ _BLOB_KEYS = {
     "campaign_arms": "ca",
     "promotions": "pr",
     "promotion_ids": "pi",
+    "consent": "cn",
 }
 
 
@@ -123,6 +124,8 @@ class UserState:
     promotions: list[dict[str, Any]] = field(default_factory=list)
     # Ids of promotions already decided (sent, held out or refused): never twice.
     promotion_ids: list[str] = field(default_factory=list)
+    # [personalization, marketing, ts] from the newest consent_updated event, if any.
+    consent: list[Any] | None = None
 
     def to_bytes(self) -> bytes:
         data = {"v": SCHEMA_VERSION}

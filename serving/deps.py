@@ -78,6 +78,13 @@ def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey]]:
             raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "ApiKey"})
         if scope not in key.scopes:
             raise HTTPException(403, f"this API key lacks the {scope!r} scope")
+        decision = await request.app.state.rate_limiter.check(key.name)
+        if not decision.allowed:
+            raise HTTPException(
+                429,
+                "rate limit exceeded for this API key",
+                headers={"Retry-After": str(decision.retry_after_s)},
+            )
         return key
 
     return check

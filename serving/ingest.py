@@ -20,7 +20,13 @@ from typing import Any
 import orjson
 
 from currents.partitioning import partition_for
-from schemas.events import MAX_EVENT_BYTES, InvalidEventError, parse_event, partition_key
+from schemas.events import (
+    CONTROL_TYPES,
+    MAX_EVENT_BYTES,
+    InvalidEventError,
+    parse_event,
+    partition_key,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +50,15 @@ def _event_id_of(raw: Any) -> str | None:
     return None
 
 
-def plan_records(raw_events: list[Any], partitions: int) -> IngestPlan:
+def plan_records(
+    raw_events: list[Any], partitions: int, *, allow_control: bool = False
+) -> IngestPlan:
     plan = IngestPlan()
     by_partition: dict[int, list[tuple[int, str, bytes]]] = defaultdict(list)
     for index, raw in enumerate(raw_events):
         try:
-            parse_event(raw)
+            if parse_event(raw).type in CONTROL_TYPES and not allow_control:
+                raise InvalidEventError("type: reserved for the engine's own API routes")
             encoded = orjson.dumps(raw)
             if len(encoded) > MAX_EVENT_BYTES:
                 raise InvalidEventError(

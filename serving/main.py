@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from redis.exceptions import RedisError
 
 from currents import __version__
@@ -15,13 +16,26 @@ from currents.redis_client import create_redis
 from currents.settings import Settings, load_settings
 from profiles.rules import ProfileRules
 from profiles.segments import load_segments_file
+from serving.body_limit import BodyLimitMiddleware
 from serving.config_store import ConfigStore
 from serving.metrics import ApiMetrics, LatencyMiddleware
+from serving.privacy import PrivacyService
 from serving.producer import EventProducer
 from serving.profiles import ProfileReader
+from serving.rate_limit import RateLimiter
 from serving.recommend import Recommender
 from serving.responses import OrjsonResponse
-from serving.routers import admin, campaigns, events, health, items, segments, users, web
+from serving.routers import (
+    admin,
+    campaigns,
+    events,
+    health,
+    items,
+    privacy,
+    segments,
+    users,
+    web,
+)
 from serving.security import parse_api_keys
 from serving.segment_store import SegmentStore
 
@@ -54,6 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.recommender = Recommender(app.state.redis, settings, app.state.config)
         app.state.profiles = ProfileReader(app.state.redis, ProfileRules.from_settings(settings))
         app.state.segments = SegmentStore(app.state.redis)
+        app.state.rate_limiter = RateLimiter(app.state.redis, settings.rate_limit_per_s)
+        app.state.privacy = PrivacyService(
+            app.state.redis, app.state.producer, app.state.profiles, settings
+        )
         if settings.segments_file is not None:
             await load_segment_file(app.state.segments, settings.segments_file)
         log.info("api started", extra={"version": __version__})
@@ -76,6 +94,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = ApiMetrics()
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
 
+    def body_limit(path: str) -> int:
+        if path.rstrip("/") == "/v1/events":
+            return settings.max_body_bytes
+        return settings.max_request_body_bytes
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["X-API-Key", "Content-Type"],
+            max_age=600,
+        )
+
     @app.exception_handler(RedisError)
     async def redis_unavailable(_request: Request, error: RedisError) -> OrjsonResponse:
         log.warning("redis error while serving", extra={"error": type(error).__name__})
@@ -88,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         events.router,
         users.router,
+        privacy.router,
         items.router,
         segments.router,
         admin.router,

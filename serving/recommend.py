@@ -27,6 +27,7 @@ from online_models.base import Query, Read, hgetall
 from online_models.content import ContentModel
 from online_models.cooccurrence import KINDS
 from online_models.hybrid import Hybrid, Ranked, build_models
+from profiles.consent import personalization_allowed
 from profiles.query import query_from_state
 from schemas.profile import UserState
 from serving.business_rules import Candidate, apply_rules
@@ -89,6 +90,8 @@ class Recommender:
     async def query_for(self, user_id: str, now: int, **context: Any) -> tuple[Query, UserState]:
         blob: bytes | None = await self.redis.get(keys.user_profile(user_id))  # type: ignore[assignment]
         state = UserState.from_bytes(blob)
+        if not personalization_allowed(state):  # the shopper opted out: serve as anonymous
+            return query_from_state(None, UserState(), now, **context), UserState()
         return query_from_state(user_id, state, now, **context), state
 
     async def for_user(

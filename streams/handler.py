@@ -128,10 +128,12 @@ class BatchHandler:
 
     async def _apply(self, events: list[PositionedEvent], dead: list[DeadLetter]) -> BatchResult:
         """Read, fold, send, write: one attempt at a batch (retried on Redis errors)."""
-        users, catalog = await self.sink.read(user_keys_of(events), items_of(events))
+        user_keys = user_keys_of(events)
+        users, catalog = await self.sink.read(user_keys, items_of(events))
+        erased = await self.sink.read_erasures(user_keys)
         recommendations = await self.sink.read_recommendations(recommendation_ids_of(events))
         result = self.processor.process(
-            BatchInput(events, users, catalog, self.clock(), self.tertiles, recommendations)
+            BatchInput(events, users, catalog, self.clock(), self.tertiles, recommendations, erased)
         )
         result.dead_letters = dead + result.dead_letters
         if result.interactions:

@@ -18,6 +18,7 @@ import orjson
 from currents import keys
 from currents.settings import Settings
 from currents.writes import (
+    Delete,
     HashIncr,
     HashSet,
     Put,
@@ -30,6 +31,7 @@ from currents.writes import (
 )
 from online_models.base import Interaction, OnlineModel
 from online_models.hybrid import build_models
+from profiles.consent import apply_consent, personalization_allowed
 from profiles.fold import ItemFacts, RejectedEvent, fold_event
 from profiles.interactions import interactions_of
 from profiles.rules import ProfileRules
@@ -38,7 +40,7 @@ from profiles.view import LazyProfile, Tertiles, next_change_at, tier
 from schemas.events import Event
 from schemas.profile import UserState, event_fingerprint, fingerprint
 from streams.decode import DeadLetter, PositionedEvent
-from triggers.engine import Before, Firing, TriggerEngine, event_view
+from triggers.engine import Before, Firing, TriggerEngine, event_view, fill_items
 
 NEW_ITEMS_PER_CATEGORY = 200
 REC_CLICKS_KEPT = 20
@@ -70,6 +72,10 @@ class BatchInput:
     tertiles: Tertiles = field(default_factory=dict)
     # recommendation_id -> the served-list record (experiment, variant) for attribution.
     recommendations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # user -> epoch ms of their erasure (``keys.user_erased``), for users that have one.
+    erased: dict[str, int] = field(default_factory=dict)
+    # Upserted item -> (price before the batch, its recent viewers): price-drop campaigns.
+    prices: dict[str, tuple[float | None, list[str]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,6 +89,10 @@ class BatchResult:
     duplicates: int = 0
     by_type: Counter[str] = field(default_factory=Counter)
     touched_categories: set[str] = field(default_factory=set)
+    # (user, promotion) the engine decided; :meth:`BatchProcessor.settle` sends them.
+    promotions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # (url, promotion) to POST once the batch landed.
+    webhooks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 def user_keys_of(events: Iterable[PositionedEvent]) -> list[str]:
@@ -136,6 +146,7 @@ class BatchProcessor:
             event = positioned.event
             if event.is_catalog:
                 if self._apply_catalog(event, catalog, result):
+                    self._price_change(event, batch, result)
                     result.applied += 1
                     result.by_type[event.type] += 1
                 else:
@@ -143,10 +154,37 @@ class BatchProcessor:
                 continue
             user_key = event.user_key
             assert user_key is not None  # validated: user events carry an id
+            if event.type == "user_erased":
+                self._erase(user_key, batch, result)
+                changed.pop(user_key, None)
+                firings.pop(user_key, None)
+                result.applied += 1
+                result.by_type[event.type] += 1
+                continue
+            erased_at = batch.erased.get(user_key)
+            if erased_at is not None and event.ts <= erased_at:
+                counters["erased_dropped"] += 1  # a replay must not resurrect the user
+                continue
             state = batch.users.setdefault(user_key, UserState())
             existed = state.exists
             if not self._first_delivery(state, positioned):
                 result.duplicates += 1
+                continue
+            if event.type == "consent_updated":
+                props = event.props
+                apply_consent(
+                    state,
+                    personalization=props.personalization,
+                    marketing=props.marketing,
+                    ts=event.ts,
+                )
+            if event.type == "consent_updated" or not personalization_allowed(state):
+                # Without personalization consent the event only counts in the anonymous
+                # totals; the state keeps just its dedup memory so a redelivery is caught.
+                counters["unpersonalized"] += event.type != "consent_updated"
+                changed.setdefault(user_key, existed)
+                result.applied += 1
+                result.by_type[event.type] += 1
                 continue
             interactions = interactions_of(event, state, self.weights, facts)
             before = Before.of(state, event.ts, self.rules) if self.triggers else None
@@ -170,7 +208,13 @@ class BatchProcessor:
             result.interactions.extend(interactions)
             self._attribute(event, state, batch.recommendations, counters_by_experiment)
             if before is not None:
-                fired, timer_writes = self.triggers.on_event(user_key, event, before, state)
+                product = getattr(event.props, "product_id", None)
+                category = getattr(event.props, "category", None) or (
+                    facts[product].category if product in facts else None
+                )
+                fired, timer_writes = self.triggers.on_event(
+                    user_key, event, before, state, category
+                )
                 firings.setdefault(user_key, []).extend(fired)
                 if fired:
                     trigger_events[user_key] = event_view(event)
@@ -224,13 +268,27 @@ class BatchProcessor:
                     counts[(click[0], f"{click[1]}:purchases")] += 1
 
     def reevaluate(
-        self, users: dict[str, UserState], now: int, tertiles: Tertiles, reason: str
+        self,
+        users: dict[str, UserState],
+        now: int,
+        tertiles: Tertiles,
+        reason: str,
+        timers: dict[str, list[str]] | None = None,
     ) -> BatchResult:
-        """Re-derive clock-driven fields and segments (the sweep and backfills)."""
+        """Re-derive clock-driven fields and segments (the sweep and backfills); ``timers``
+        are each user's due campaign timer keys from the sorted set."""
         result = BatchResult()
         for user_key, state in sorted(users.items()):
             if state.exists:
-                self.finish_user(user_key, state, now, tertiles, result, reason=reason)
+                self.finish_user(
+                    user_key,
+                    state,
+                    now,
+                    tertiles,
+                    result,
+                    reason=reason,
+                    external_timers=(timers or {}).get(user_key, ()),
+                )
             else:  # erased or never seen: nothing to schedule
                 result.writes.append(ZRemove(keys.sweep_schedule(), (user_key,)))
         return result
@@ -246,6 +304,7 @@ class BatchProcessor:
         reason: str,
         firings: list[Firing] | None = None,
         trigger_event: dict[str, Any] | None = None,
+        external_timers: Iterable[str] = (),
     ) -> None:
         """Tier change, segment membership, campaigns, sweep schedule, then the blob."""
         firings = list(firings or [])
@@ -278,26 +337,73 @@ class BatchProcessor:
                     self._segment_message(user_key, name, "segment_exited", now, reason)
                 )
             state.segments = sorted(members)
-        if state.timers:
-            due_firings, timer_writes = self.triggers.due_timers(user_key, state, now)
+        if self.triggers:
+            result.writes.extend(self.triggers.arm(user_key, state, now))
+        if state.timers or external_timers:
+            due_firings, timer_writes = self.triggers.due_timers(
+                user_key, state, now, external_timers
+            )
             firings += due_firings
             result.writes.extend(timer_writes)
         if firings or state.promotions:
             profile = LazyProfile(user_key, state, now, self.rules, tertiles, top=None)
             delivery = self.triggers.deliver(user_key, firings, state, profile, trigger_event, now)
             result.writes.extend(delivery.writes)
-            for promotion in delivery.promotions:
-                result.outbound.append(
-                    Outbound(
-                        self.settings.promotions_topic, user_key.encode(), orjson.dumps(promotion)
-                    )
-                )
+            result.promotions += [(user_key, promotion) for promotion in delivery.promotions]
         due = next_change_at(state, now, self.rules)
         if due is None:
             result.writes.append(ZRemove(keys.sweep_schedule(), (user_key,)))
         else:
             result.writes.append(ZAdd(keys.sweep_schedule(), {user_key: float(due)}))
         result.writes.append(Put(keys.user_profile(user_key), state.to_bytes()))
+
+    # --- promotions ----------------------------------------------------------------------------
+    def settle(
+        self,
+        result: BatchResult,
+        users: dict[str, UserState],
+        refused: dict[str, str],
+        items: dict[str, dict[str, Any]],
+    ) -> None:
+        """Send the decided promotions the Redis checks allowed (``refused``: promotion id
+        -> reason), with their items' catalog facts (``items``), on their channels; take
+        back the refused ones. The users' blobs are written again after the changes."""
+        if not result.promotions:
+            return
+        changed: set[str] = set()
+        for user_key, promotion in result.promotions:
+            state = users[user_key]
+            changed.add(user_key)
+            reason = refused.get(promotion["promotion_id"])
+            if reason is not None:
+                result.writes.extend(self.triggers.revoke(state, promotion, reason))
+                continue
+            fill_items(promotion, items)
+            self.triggers.confirm(state, promotion)
+            campaign = self.triggers.campaigns.get(promotion["campaign_id"])
+            channels = campaign.action.channels if campaign else ["onsite", "topic"]
+            if "topic" in channels:
+                result.outbound.append(
+                    Outbound(
+                        self.settings.promotions_topic, user_key.encode(), orjson.dumps(promotion)
+                    )
+                )
+            if campaign is not None and "webhook" in channels and campaign.action.webhook_url:
+                result.webhooks.append((campaign.action.webhook_url, promotion))
+        for user_key in sorted(changed):
+            result.writes.append(Put(keys.user_profile(user_key), users[user_key].to_bytes()))
+
+    def _price_change(self, event: Event, batch: BatchInput, result: BatchResult) -> None:
+        """An upsert lowering an item's price wakes price-drop campaigns for its viewers."""
+        seen = batch.prices.get(event.props.item_id)
+        if seen is None or event.props.price is None:
+            return
+        before, watchers = seen
+        if before is not None and event.props.price < before:
+            result.writes += self.triggers.on_price_drop(
+                event.props.item_id, event.props.price, watchers
+            )
+        batch.prices[event.props.item_id] = (event.props.price, watchers)
 
     # --- outbound messages -------------------------------------------------------------------
     def _change_message(
@@ -319,6 +425,20 @@ class BatchProcessor:
         )
 
     # --- dedup -------------------------------------------------------------------------------
+    def _erase(self, user_key: str, batch: BatchInput, result: BatchResult) -> None:
+        """Delete what this batch could have rewritten after the API's erasure, and forget
+        the user in this batch; later (newer) events start a fresh profile."""
+        state = batch.users.get(user_key) or UserState()
+        result.writes.append(Delete(keys.user_profile(user_key)))
+        result.writes.append(Delete(keys.user_factors(user_key)))
+        result.writes.append(ZRemove(keys.sweep_schedule(), (user_key,)))
+        for segment in state.segments:
+            result.writes.append(ZRemove(keys.segment_members(segment), (user_key,)))
+        for campaign in state.timers:
+            result.writes.append(ZRemove(keys.campaign_timers(), (f"{campaign}|{user_key}",)))
+        batch.users[user_key] = UserState()
+        result.interactions = [i for i in result.interactions if i.user_id != user_key]
+
     def _first_delivery(self, state: UserState, positioned: PositionedEvent) -> bool:
         """False for a redelivered record (at or below the partition watermark) or a
         repeated ``event_id``; otherwise remember the event and return True."""

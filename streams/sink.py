@@ -58,6 +58,16 @@ class RedisSink:
         }
         return users, catalog
 
+    async def read_erasures(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """Erasure times (epoch ms) of the users that have an erasure marker."""
+        if not user_ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.get(keys.user_erased(user_id))
+        replies = await pipe.execute()
+        return {u: int(at) for u, at in zip(user_ids, replies, strict=True) if at is not None}
+
     async def read_recommendations(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:
             return {}

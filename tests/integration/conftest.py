@@ -39,6 +39,7 @@ from serving.security import format_entry
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
+TEST_PSEUDONYM_KEY = "test-pseudonym-key"
 
 
 @dataclass
@@ -201,6 +202,7 @@ def start_engine(servers: Servers, log_dir: Path, **overrides: str) -> Engine:
         "CURRENTS_WORKER_BATCH_WITHIN_S": "0.02",
         "CURRENTS_LOG_LEVEL": "INFO",
         "CURRENTS_DATA_DIR": str(log_dir / "data"),
+        "CURRENTS_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
         **overrides,
     }
     if servers.external:  # keep runs apart on a shared broker
