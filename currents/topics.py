@@ -24,6 +24,7 @@ def topic_plan(settings: Settings) -> dict[str, int]:
         settings.segments_topic: settings.events_partitions,
         settings.profile_changes_topic: settings.events_partitions,
         settings.promotions_topic: settings.events_partitions,
+        settings.promotions_dlq_topic: 1,
     }
 
 

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from redis.exceptions import RedisError
@@ -40,7 +40,10 @@ from streams.processor import (
 )
 from streams.sink import RedisSink
 from triggers.campaigns import Campaign
-from triggers.engine import TriggerEngine
+from triggers.engine import PRICE_DROP_LOOKBACK_MS, TriggerEngine
+from triggers.recommend import PromotionItems
+from triggers.reserve import Request, Reserver
+from triggers.webhooks import WebhookDispatcher, dead_letter_value
 
 log = logging.getLogger("currents.worker")
 T = TypeVar("T")
@@ -97,6 +100,9 @@ class BatchHandler:
         self.segment_version: int | None = None
         self.campaign_version: int | None = None
         self.backfills: dict[str, asyncio.Task[None]] = {}
+        self.reserver: Reserver | None = None
+        self.items: PromotionItems | None = None
+        self.webhooks: WebhookDispatcher | None = None
 
     # --- batches -----------------------------------------------------------------------------
     async def handle(self, records: Sequence[RawRecord]) -> BatchStats:
@@ -132,9 +138,13 @@ class BatchHandler:
         users, catalog = await self.sink.read(user_keys, items_of(events))
         erased = await self.sink.read_erasures(user_keys)
         recommendations = await self.sink.read_recommendations(recommendation_ids_of(events))
-        result = self.processor.process(
-            BatchInput(events, users, catalog, self.clock(), self.tertiles, recommendations, erased)
+        batch = BatchInput(
+            events, users, catalog, self.clock(), self.tertiles, recommendations, erased
         )
+        if self.processor.triggers.watch_prices:
+            batch.prices = await self._read_prices(events)
+        result = self.processor.process(batch)
+        await self._settle(result, users)
         result.dead_letters = dead + result.dead_letters
         if result.interactions:
             model_state = await fetch_reads(
@@ -147,9 +157,92 @@ class BatchHandler:
             await self.send(outbound)
         extra: list[Write] = [HashIncr(keys.counters(), "dlq", len(letters))] if letters else []
         await self.sink.apply(coalesce(result.writes + extra))
+        self._post_webhooks(result)
         if result.touched_categories:
             await self.sink.refresh_tertiles(sorted(result.touched_categories))
         return result
+
+    # --- promotions ----------------------------------------------------------------------------
+    async def _settle(self, result: BatchResult, users: dict[str, UserState]) -> None:
+        """Reserve caps and budgets atomically, attach items, then let the processor send
+        what was allowed (streams/processor.py ``settle``)."""
+        if not result.promotions:
+            return
+        engine = self.processor.triggers
+        requests = []
+        for user_key, promotion in result.promotions:
+            campaign = engine.campaigns.get(promotion["campaign_id"])
+            if campaign is None:
+                continue
+            cap = campaign.guardrails.cap_per_user
+            requests.append(
+                Request(
+                    user_key,
+                    promotion["campaign_id"],
+                    promotion["promotion_id"],
+                    promotion["created_at"],
+                    int(cap.window_hours * 3_600_000),
+                    cap.count,
+                    campaign.guardrails.budget,
+                )
+            )
+        if self.reserver is None:
+            self.reserver = Reserver(self.sink.redis, engine.daily_cap)
+            self.items = PromotionItems(self.sink.redis, self.processor.settings)
+        assert self.items is not None
+        refused = await self.reserver.reserve(requests)
+        for user_key, promotion in result.promotions:
+            campaign = engine.campaigns.get(promotion["campaign_id"])
+            wanted = campaign.action.recommendations if campaign else 0
+            if wanted and promotion["promotion_id"] not in refused:
+                state = users[user_key]
+                for item in await self.items.recommend(user_key, state, wanted, self.clock()):
+                    promotion["items"].append({"item_id": item})
+        ids = sorted({i["item_id"] for _, p in result.promotions for i in p["items"]})
+        self.processor.settle(result, users, refused, await self.items.records(ids))
+
+    async def _read_prices(
+        self, events: list[PositionedEvent]
+    ) -> dict[str, tuple[float | None, list[str]]]:
+        """Price before the batch and recent viewers of each upserted item (pipelined
+        reads, never one script: the keys live on different slots)."""
+        items = sorted({e.event.props.item_id for e in events if e.event.is_catalog})
+        if not items:
+            return {}
+        since = self.clock() - PRICE_DROP_LOOKBACK_MS
+        pipe = self.sink.redis.pipeline(transaction=False)
+        for item in items:
+            pipe.hget(keys.item_record(item), "price")
+            pipe.zrangebyscore(keys.item_watchers(item), since, "+inf")
+        replies = await pipe.execute()
+        prices: dict[str, tuple[float | None, list[str]]] = {}
+        for index, item in enumerate(items):
+            price, watchers = replies[2 * index], replies[2 * index + 1]
+            before = float(price) if price not in (None, b"", "") else None
+            prices[item] = (before, [as_text(w) for w in watchers])
+        return prices
+
+    def _post_webhooks(self, result: BatchResult) -> None:
+        if not result.webhooks:
+            return
+        if self.webhooks is None:
+            settings = self.processor.settings
+            self.webhooks = WebhookDispatcher(
+                self._webhook_dead_letter,
+                timeout_s=settings.webhook_timeout_s,
+                retries=settings.webhook_retries,
+                backoff_s=settings.webhook_backoff_s,
+                concurrency=settings.webhook_concurrency,
+            )
+        for url, promotion in result.webhooks:
+            self.webhooks.submit(url, promotion)
+
+    async def _webhook_dead_letter(
+        self, promotion: dict[str, Any], url: str, error: str, attempts: int
+    ) -> None:
+        value = dead_letter_value(promotion, url, error, attempts)
+        topic = self.processor.settings.promotions_dlq_topic
+        await self.send([Outbound(topic, promotion["user_id"].encode(), value)])
 
     async def _isolate(
         self, events: list[PositionedEvent], dead: list[DeadLetter]
@@ -236,7 +329,14 @@ class BatchHandler:
                 campaigns[record["id"]] = Campaign.model_validate(record["campaign"])
             except ValueError as error:  # validated by the API; never fatal here
                 log.error("skipping invalid campaign", extra={"error": str(error)[:200]})
-        self.processor.triggers = TriggerEngine(campaigns, self.processor.rules)
+        settings = self.processor.settings
+        self.processor.triggers = TriggerEngine(
+            campaigns,
+            self.processor.rules,
+            settings.campaign_daily_cap,
+            default_zone=settings.campaign_timezone,
+            attribution_ms=int(settings.attribution_days * 86_400_000),
+        )
         self.campaign_version = version
         log.info("campaigns loaded", extra={"active": len(self.processor.triggers.campaigns)})
 
@@ -318,14 +418,21 @@ class BatchHandler:
         async def attempt() -> int:
             users = await self.sink.read_users(user_ids)
             mine = {u: s for u, s in users.items() if owns(u, s)}
-            result = self.processor.reevaluate(mine, self.clock(), self.tertiles, reason)
-            # Due timers of owned users are handled now (fired, or stale): drop them.
             handled = tuple(m for m in timer_members if m.split("|", 1)[1] in mine)
+            due: dict[str, list[str]] = {}
+            for member in handled:
+                timer, user = member.split("|", 1)
+                due.setdefault(user, []).append(timer)
+            result = self.processor.reevaluate(mine, self.clock(), self.tertiles, reason, due)
+            # Due timers of owned users are handled now (fired, or stale): drop them first,
+            # so a timer re-armed by this evaluation (a birthday next year) stays.
             if handled:
-                result.writes.append(ZRemove(keys.campaign_timers(), handled))
+                result.writes.insert(0, ZRemove(keys.campaign_timers(), handled))
+            await self._settle(result, mine)
             if result.outbound:
                 await self.send(result.outbound)
             await self.sink.apply(result.writes)
+            self._post_webhooks(result)
             return len(mine)
 
         async with self.lock:

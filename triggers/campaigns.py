@@ -2,7 +2,7 @@
 
 Validated with precise errors (the condition uses the segment language, with
 ``event.*`` fields for event-driven triggers; message templates may only name known
-profile fields). The trigger engine that fires campaigns is not built yet (issue 5).
+profile fields, ``item.*`` and ``items``). triggers/engine.py fires them.
 
 >>> campaign = Campaign.model_validate({
 ...     "name": "Cart abandonment", "trigger": {"type": "cart_abandoned", "delay_minutes": 30},
@@ -28,7 +28,13 @@ from profiles.expressions import (
     compile_condition,
 )
 from schemas.events import EVENT_TYPES
+from triggers.timing import zone
 
+# Template names besides profile fields; ``item.*`` is the promotion's first item and
+# ``items`` the titles of all of them (recommended items, or the item whose price dropped).
+TEMPLATE_NAMES = frozenset(
+    {"user_id", "coupon_code", "campaign", "item.id", "item.title", "item.price", "items"}
+)
 CAMPAIGN_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 TriggerType = Literal[
     "cart_abandoned",
@@ -105,7 +111,15 @@ class Cap(BaseModel):
 class QuietHours(BaseModel):
     start: str = Field(..., pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     end: str = Field(..., pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    timezone: str = "UTC"
+    # An IANA zone; unset: the user's zone (``region`` trait), else CURRENTS_CAMPAIGN_TIMEZONE.
+    timezone: str | None = Field(None, max_length=64)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str | None) -> str | None:
+        if name is not None:
+            zone(name)  # raises ValueError naming the zone
+        return name
 
 
 class Guardrails(BaseModel):
@@ -141,7 +155,7 @@ class Campaign(BaseModel):
         for _, name, _, _ in string.Formatter().parse(self.action.message):
             if name is None:
                 continue
-            known = name in PROFILE_FIELDS or name in {"user_id", "coupon_code", "campaign"}
+            known = name in PROFILE_FIELDS or name in TEMPLATE_NAMES
             known = known or any(name.startswith(p) for p in PROFILE_PREFIXES)
             if not known:
                 raise ValueError(f"action.message names unknown field {{{name}}}")

@@ -7,22 +7,33 @@ returns writes and outbound messages; it never talks to Redis or Kafka.
 Delivery applies the guardrails in order: one promotion per user and campaign trigger
 window (the promotion id is a hash of user, campaign and window, so a replay never sends
 twice), marketing consent, the holdout (deterministic per user and campaign), the
-per-campaign frequency cap, the daily cap across campaigns, and priority (one promotion
-per evaluation, the highest priority wins).
+quiet hours (a promotion due in them is deferred to their end by a timer, not dropped),
+the per-campaign frequency cap, the daily cap across campaigns, and priority (one
+promotion per evaluation, the highest priority wins). Caps and the campaign budget are
+enforced again atomically in Redis before anything is sent (triggers/reserve.py); what
+that refuses is taken back with :meth:`TriggerEngine.revoke`.
+
+Timers live in the user's ``timers`` and in the global ``campaign_timers`` sorted set
+(member ``<timer key>|<user>``); the key says what fires:
+``<campaign>`` (cart and browse abandonment, birthday), ``q:<campaign>:<trigger>:<id>``
+(a promotion deferred by quiet hours) and, only in the sorted set, a price drop
+``pd:<campaign>:<item fingerprint>:<price cents>`` written by whoever saw the new price.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from currents import keys
 from currents.buckets import bucket
-from currents.writes import HashIncr, Write, ZAdd, ZRemove
+from currents.writes import HashIncr, Write, ZAdd, ZKeepTop, ZRemove
+from profiles.consent import marketing_allowed
 from profiles.expressions import PROFILE_FIELDS, PROFILE_PREFIXES, compile_condition
 from profiles.fold import cart_lines
 from profiles.rules import TIERS
@@ -31,6 +42,15 @@ from profiles.view import LazyProfile, lifecycle
 from schemas.events import Event
 from schemas.profile import UserState, fingerprint
 from triggers.campaigns import EVENT_FIELDS, EVENT_PREFIXES, Campaign
+from triggers.measure import expose, measure, parse_arm
+from triggers.timing import (
+    next_birthday,
+    parse_birthday,
+    quiet_until,
+    start_of,
+    zone,
+    zone_of_region,
+)
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -38,6 +58,10 @@ DAILY_CAP = 3
 PROMOTIONS_KEPT = 10
 PROMOTION_IDS_KEPT = 50
 TEMPLATE_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+ITEM_FIELDS = frozenset({"item.id", "item.title", "item.price", "items"})
+PRICE_DROP_LOOKBACK_MS = 14 * DAY_MS
+WATCHERS_KEPT = 500  # newest viewers kept per item (price drops)
+ATTRIBUTION_MS = 7 * DAY_MS
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,8 @@ class Firing:
     campaign_id: str
     window: str  # what makes this firing unique for the user (e.g. the cart's anchor time)
     reason: str
+    promotion_id: str | None = None  # set when a deferred promotion comes due
+    items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,11 +128,19 @@ def _resolve(context: Mapping[str, Any], path: str) -> Any:
 
 class TriggerEngine:
     def __init__(
-        self, campaigns: Mapping[str, Campaign], rules: Any, daily_cap: int = DAILY_CAP
+        self,
+        campaigns: Mapping[str, Campaign],
+        rules: Any,
+        daily_cap: int = DAILY_CAP,
+        *,
+        default_zone: str = "UTC",
+        attribution_ms: int = ATTRIBUTION_MS,
     ) -> None:
         self.campaigns = {cid: c for cid, c in campaigns.items() if c.active}
         self.rules = rules
         self.daily_cap = daily_cap
+        self.default_zone = default_zone
+        self.attribution_ms = attribution_ms
         self.conditions = {
             cid: compile_condition(
                 c.condition,
@@ -116,6 +150,7 @@ class TriggerEngine:
             for cid, c in self.campaigns.items()
             if c.condition.strip()
         }
+        self.watch_prices = bool(self._of_type("price_drop"))
 
     def __bool__(self) -> bool:
         return bool(self.campaigns)
@@ -123,13 +158,21 @@ class TriggerEngine:
     def _of_type(self, *types: str) -> list[tuple[str, Campaign]]:
         return sorted((cid, c) for cid, c in self.campaigns.items() if c.trigger.type in types)
 
+    def user_zone(self, state: UserState) -> Any:
+        return zone_of_region(state.traits.get("region", [None])[0], self.default_zone)
+
     # --- while folding an event ------------------------------------------------------------
     def on_event(
-        self, user_id: str, event: Event, before: Before, state: UserState
+        self,
+        user_id: str,
+        event: Event,
+        before: Before,
+        state: UserState,
+        category: str | None = None,
     ) -> tuple[list[Firing], list[Write]]:
-        """Immediate firings for ``event``, and timers to set or cancel."""
+        """Immediate firings for ``event``, timers to set or cancel, and measurement."""
         firings: list[Firing] = []
-        writes: list[Write] = []
+        writes: list[Write] = measure(event, state, self.attribution_ms)
         for cid, campaign in self._of_type("event"):
             if campaign.trigger.event_type == event.type:
                 firings.append(Firing(cid, event.event_id, "event"))
@@ -151,7 +194,64 @@ class TriggerEngine:
             elif event.type == "order_completed" and cid in state.timers:
                 del state.timers[cid]
                 writes.append(ZRemove(keys.campaign_timers(), (member,)))
+        for cid, campaign in self._of_type("browse_abandoned"):
+            writes += self._browse(cid, campaign, user_id, event, state, category)
+        if self.watch_prices and event.type in {"product_viewed", "product_added"}:
+            watchers = keys.item_watchers(event.props.product_id)
+            writes.append(ZAdd(watchers, {user_id: float(event.ts)}))
+            writes.append(ZKeepTop(watchers, WATCHERS_KEPT))
         return firings, writes
+
+    def _browse(
+        self,
+        cid: str,
+        campaign: Campaign,
+        user_id: str,
+        event: Event,
+        state: UserState,
+        category: str | None,
+    ) -> list[Write]:
+        """Count views of one category; at ``min_views``, a timer that an add-to-cart or
+        an order cancels. Timer: ``[first view, due or 0, views, category fingerprint]``."""
+        member = f"{cid}|{user_id}"
+        timer = state.timers.get(cid)
+        if event.type in {"product_added", "order_completed"}:
+            if timer is None:
+                return []
+            del state.timers[cid]
+            return [ZRemove(keys.campaign_timers(), (member,))]
+        if event.type != "product_viewed" or not category:
+            return []
+        delay = int((campaign.trigger.delay_minutes or 0) * 60_000)
+        tag = int(fingerprint(category, 4), 16)
+        armed = timer is not None and timer[1] > 0
+        if timer is None or len(timer) < 4 or (timer[3] != tag and not armed):
+            timer = [event.ts, 0, 0, tag]
+        elif timer[3] != tag:
+            return []  # armed for another category: keep that one
+        elif not armed and event.ts - max(timer[0], timer[1]) > delay:
+            timer = [event.ts, 0, 0, tag]  # the earlier views went stale
+        timer[2] += 1
+        state.timers[cid] = timer
+        if timer[2] < (campaign.trigger.min_views or 1):
+            return []
+        timer[1] = max(timer[1], event.ts + delay)
+        return [ZAdd(keys.campaign_timers(), {member: float(timer[1])})]
+
+    def on_price_drop(self, item_id: str, price: float, watchers: Iterable[str]) -> list[Write]:
+        """A lower price for ``item_id``: a due-now timer per (campaign, recent viewer); the
+        owner of each viewer checks its own history when the sweep fires it."""
+        campaigns = self._of_type("price_drop")
+        if not campaigns:
+            return []
+        tag = fingerprint(item_id, 6)
+        cents = round(price * 100)
+        members = {
+            f"pd:{cid}:{tag}:{cents}|{user}": 0.0
+            for user in sorted(set(watchers))[:WATCHERS_KEPT]
+            for cid, _ in campaigns
+        }
+        return [ZAdd(keys.campaign_timers(), members)] if members else []
 
     def on_tier_change(self, old: str, new: str) -> list[Firing]:
         if TIERS.index(new) <= TIERS.index(old):
@@ -167,20 +267,81 @@ class TriggerEngine:
             if c.trigger.segment in entered
         ]
 
+    # --- clock-driven ----------------------------------------------------------------------
+    def arm(self, user_id: str, state: UserState, now: int) -> list[Write]:
+        """Birthday timers: due at local midnight of the next birthday (today included)."""
+        writes: list[Write] = []
+        for cid, _ in self._of_type("birthday"):
+            birthday = parse_birthday(state.traits.get("birthday", [None])[0])
+            current = state.timers.get(cid)
+            if birthday is None:
+                if current is not None:
+                    del state.timers[cid]
+                    writes.append(ZRemove(keys.campaign_timers(), (f"{cid}|{user_id}",)))
+                continue
+            if current is not None and _month_day(current[0]) in _days_of(birthday):
+                continue  # already armed for this birthday
+            writes += self._arm_birthday(cid, user_id, state, now, after_today=False)
+        return writes
+
+    def _arm_birthday(
+        self, cid: str, user_id: str, state: UserState, now: int, *, after_today: bool
+    ) -> list[Write]:
+        tz = self.user_zone(state)
+        local = datetime.fromtimestamp(now / 1000, tz)
+        day = next_birthday(state.traits.get("birthday", [None])[0], local, after_today=after_today)
+        if day is None:
+            return []
+        due = start_of(day, tz)
+        state.timers[cid] = [day.year * 10_000 + day.month * 100 + day.day, due]
+        return [ZAdd(keys.campaign_timers(), {f"{cid}|{user_id}": float(due)})]
+
     def due_timers(
-        self, user_id: str, state: UserState, now: int
+        self, user_id: str, state: UserState, now: int, external: Iterable[str] = ()
     ) -> tuple[list[Firing], list[Write]]:
-        """Timers of this user that came due: fire (if still relevant) and clear them."""
+        """Timers of this user that came due: fire (if still relevant) and clear them.
+        ``external`` are due timer keys found only in the sorted set (price drops)."""
         firings: list[Firing] = []
         writes: list[Write] = []
-        for cid, (anchor, due) in sorted(state.timers.items()):
-            if due > now:
+        for key, timer in sorted(state.timers.items()):
+            anchor, due = timer[0], timer[1]
+            if due <= 0 or due > now:
                 continue
-            del state.timers[cid]
-            writes.append(ZRemove(keys.campaign_timers(), (f"{cid}|{user_id}",)))
-            if cid in self.campaigns and cart_lines(state):
-                firings.append(Firing(cid, f"cart:{anchor}", "cart_abandoned"))
+            del state.timers[key]
+            writes.append(ZRemove(keys.campaign_timers(), (f"{key}|{user_id}",)))
+            if key.startswith("q:"):
+                _, cid, reason, promotion_id = key.split(":", 3)
+                firings.append(Firing(cid, "", reason, promotion_id=promotion_id))
+                continue
+            campaign = self.campaigns.get(key)
+            if campaign is None:
+                continue
+            kind = campaign.trigger.type
+            if kind == "cart_abandoned" and cart_lines(state):
+                firings.append(Firing(key, f"cart:{anchor}", "cart_abandoned"))
+            elif kind == "browse_abandoned":
+                firings.append(Firing(key, f"browse:{anchor}", "browse_abandoned"))
+            elif kind == "birthday":
+                birthday = parse_birthday(state.traits.get("birthday", [None])[0])
+                if birthday is not None and _month_day(anchor) in _days_of(birthday):
+                    firings.append(Firing(key, f"birthday:{anchor // 10_000}", "birthday"))
+                writes += self._arm_birthday(key, user_id, state, now, after_today=True)
+        for key in sorted(set(external) - set(state.timers)):
+            if key.startswith("pd:"):
+                firings += self._price_drop(key, state, now)
         return firings, writes
+
+    def _price_drop(self, key: str, state: UserState, now: int) -> list[Firing]:
+        _, cid, tag, cents = key.split(":", 3)
+        if cid not in self.campaigns:
+            return []
+        since = now - PRICE_DROP_LOOKBACK_MS
+        looked = [item for item, ts in state.recent if ts >= since]
+        looked += [line["product_id"] for line in cart_lines(state)]
+        for item in looked:
+            if fingerprint(item, 6) == tag:
+                return [Firing(cid, f"price:{tag}:{cents}", "price_drop", items=(item,))]
+        return []
 
     # --- delivery ------------------------------------------------------------------------------
     def deliver(
@@ -207,26 +368,47 @@ class TriggerEngine:
         for firing in ordered:
             campaign = self.campaigns[firing.campaign_id]
             stats = keys.campaign_stats(firing.campaign_id)
+            deferred = firing.promotion_id is not None
             condition = self.conditions.get(firing.campaign_id)
-            if condition is not None and not condition(context):
+            if not deferred and condition is not None and not condition(context):
                 continue
-            promotion_id = fingerprint(f"{user_id}|{firing.campaign_id}|{firing.window}", 12)
-            if promotion_id in sent_ids or promotion_id in state.promotion_ids:
-                continue  # replayed or duplicated: never twice
-            state.promotion_ids.append(promotion_id)
-            del state.promotion_ids[:-PROMOTION_IDS_KEPT]
+            promotion_id = firing.promotion_id or fingerprint(
+                f"{user_id}|{firing.campaign_id}|{firing.window}", 12
+            )
+            if promotion_id in sent_ids:
+                continue
+            if not deferred:
+                if promotion_id in state.promotion_ids:
+                    continue  # replayed or duplicated: never twice
+                state.promotion_ids.append(promotion_id)
+                del state.promotion_ids[:-PROMOTION_IDS_KEPT]
             if not consent:
                 delivery.writes.append(HashIncr(stats, "no_consent", 1))
                 continue
-            arm = state.campaign_arms.setdefault(
-                firing.campaign_id,
-                "holdout"
-                if bucket(f"campaign:{firing.campaign_id}", user_id) < campaign.guardrails.holdout
-                else "treatment",
-            )
+            arm = parse_arm(
+                state.campaign_arms.setdefault(
+                    firing.campaign_id,
+                    "holdout"
+                    if bucket(f"campaign:{firing.campaign_id}", user_id)
+                    < campaign.guardrails.holdout
+                    else "treatment",
+                )
+            )[0]
             if arm == "holdout":
+                expose(state, firing.campaign_id, "holdout", now)  # "would have received"
                 delivery.writes.append(HashIncr(stats, "holdout", 1))
                 continue
+            quiet = campaign.guardrails.quiet_hours
+            if quiet is not None:
+                tz = zone(quiet.timezone) if quiet.timezone else self.user_zone(state)
+                until = quiet_until(now, quiet, tz)
+                if until is not None:
+                    key = f"q:{firing.campaign_id}:{firing.reason}:{promotion_id}"
+                    state.timers[key] = [now, until]
+                    member = f"{key}|{user_id}"
+                    delivery.writes.append(ZAdd(keys.campaign_timers(), {member: float(until)}))
+                    delivery.writes.append(HashIncr(stats, "deferred", 1))
+                    continue
             if delivered_one or not self._within_caps(firing.campaign_id, campaign, state, now):
                 delivery.writes.append(HashIncr(stats, "capped", 1))
                 continue
@@ -239,6 +421,25 @@ class TriggerEngine:
             delivery.writes.append(HashIncr(stats, "sent", 1))
             delivered_one = True
         return delivery
+
+    def confirm(self, state: UserState, promotion: dict[str, Any]) -> None:
+        """A promotion cleared the Redis checks: its exposure starts the attribution."""
+        expose(state, promotion["campaign_id"], "treatment", promotion["created_at"])
+        campaign = self.campaigns.get(promotion["campaign_id"])
+        if campaign is not None and "onsite" not in campaign.action.channels:
+            state.promotions = [p for p in state.promotions if p is not promotion]
+
+    def revoke(self, state: UserState, promotion: dict[str, Any], reason: str) -> list[Write]:
+        """Take back a promotion the Redis checks refused (a cap raced, the budget ran out);
+        its id stays decided, so it is never retried."""
+        state.promotions = [
+            p for p in state.promotions if p["promotion_id"] != promotion["promotion_id"]
+        ]
+        sends = state.campaign_sends.get(promotion["campaign_id"], [])
+        if promotion["created_at"] in sends:
+            sends.remove(promotion["created_at"])
+        stats = keys.campaign_stats(promotion["campaign_id"])
+        return [HashIncr(stats, "sent", -1), HashIncr(stats, reason, 1)]
 
     def _within_caps(
         self, campaign_id: str, campaign: Campaign, state: UserState, now: int
@@ -268,6 +469,8 @@ class TriggerEngine:
 
         def fill(match: re.Match[str]) -> str:
             name = match.group(1)
+            if name in ITEM_FIELDS:
+                return match.group(0)  # filled once the items are known (fill_items)
             value = values[name] if name in values else _resolve(context, name)
             return str(value)
 
@@ -281,9 +484,43 @@ class TriggerEngine:
             "discount_amount": action.discount_amount,
             "coupon_code": coupon,
             "priority": campaign.guardrails.priority,
+            "items": [{"item_id": item} for item in firing.items],
             "created_at": now,
             "expires_at": now + int(action.expires_in_hours * HOUR_MS),
         }
+
+
+def fill_items(promotion: dict[str, Any], records: Mapping[str, Mapping[str, Any]]) -> None:
+    """Complete the promotion's items from catalog records and fill ``{item.*}`` and
+    ``{items}`` in its message.
+
+    >>> p = {"message": "{item.title} now {item.price}", "items": [{"item_id": "a"}]}
+    >>> fill_items(p, {"a": {"title": "Boots", "price": 40.0}})
+    >>> p["message"], p["items"]
+    ('Boots now 40.0', [{'item_id': 'a', 'title': 'Boots', 'price': 40.0}])
+    """
+    items = [{**item, **records.get(item["item_id"], {})} for item in promotion["items"]]
+    promotion["items"] = items
+    first = items[0] if items else {}
+    values = {
+        "item.id": first.get("item_id", ""),
+        "item.title": first.get("title") or first.get("item_id", ""),
+        "item.price": first.get("price", ""),
+        "items": ", ".join(str(i.get("title") or i["item_id"]) for i in items),
+    }
+    promotion["message"] = TEMPLATE_FIELD.sub(
+        lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0),
+        promotion["message"],
+    )
+
+
+def _month_day(anchor: int) -> tuple[int, int]:
+    return (anchor // 100) % 100, anchor % 100
+
+
+def _days_of(birthday: tuple[int, int]) -> set[tuple[int, int]]:
+    """The calendar days a birthday falls on (Feb 29 is Feb 28 in other years)."""
+    return {birthday, (2, 28)} if birthday == (2, 29) else {birthday}
 
 
 def promotion_message(topic: str, promotion: dict[str, Any]) -> tuple[str, bytes, bytes]:

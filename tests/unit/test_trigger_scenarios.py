@@ -72,6 +72,7 @@ class World:
     def _collect(self, result: Any) -> None:
         import orjson
 
+        self.processor.settle(result, self.users, {}, {})
         self.promotions += [
             orjson.loads(m.value) for m in result.outbound if m.topic == SETTINGS.promotions_topic
         ]
@@ -159,7 +160,7 @@ def test_holdout_users_are_recorded_and_get_nothing() -> None:
     world.add(held, 1)
     world.tick(31)
     assert world.promotions == []
-    assert world.users[held].campaign_arms == {"cart": "holdout"}
+    assert world.users[held].campaign_arms == {"cart": f"holdout|{T0 + 31 * MINUTE}|0"}
     assert world.counters[(keys.campaign_stats("cart"), "holdout")] == 1
 
 
