@@ -183,6 +183,17 @@ def _wait_ready(engine: Engine, timeout_s: float = 60.0) -> None:
     )
 
 
+def settings_from_env(env: dict[str, str]) -> Settings:
+    """The settings the engine's processes will read from ``env`` (JSON values decoded,
+    as pydantic-settings does for complex fields)."""
+    values: dict[str, Any] = {}
+    for name, value in env.items():
+        field_name = name[len("CURRENTS_") :].lower()
+        if name.startswith("CURRENTS_") and field_name in Settings.model_fields:
+            values[field_name] = orjson.loads(value) if value.startswith(("[", "{")) else value
+    return Settings(**values)
+
+
 def start_engine(servers: Servers, log_dir: Path, **overrides: str) -> Engine:
     run_id = uuid.uuid4().hex[:8]
     keys = {scope: f"test-{scope}-{run_id}" for scope in ("admin", "read", "ingest")}
@@ -208,13 +219,7 @@ def start_engine(servers: Servers, log_dir: Path, **overrides: str) -> Engine:
     if servers.external:  # keep runs apart on a shared broker
         env.setdefault("CURRENTS_EVENTS_TOPIC", f"currents.events.test-{run_id}")
         env.setdefault("CURRENTS_DLQ_TOPIC", f"currents.events.dlq.test-{run_id}")
-    settings = Settings(
-        **{
-            k[len("CURRENTS_") :].lower(): v
-            for k, v in env.items()
-            if k.startswith("CURRENTS_") and k[len("CURRENTS_") :].lower() in Settings.model_fields
-        }
-    )
+    settings = settings_from_env(env)
     ensure_topics(servers.bootstrap, settings)
     engine = Engine(servers, settings, f"http://127.0.0.1:{port}", keys, env, log_dir)
     for name in ("worker", "api"):
