@@ -1,5 +1,6 @@
 """Campaign definitions (admin): create or replace (a new version each time), read,
-list versions, delete. Firing campaigns is the trigger engine's job (not built yet)."""
+list versions, delete; and their measurement. Firing campaigns is the trigger engine's
+job (triggers/engine.py, in the worker)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Path, Request, Response
 from pydantic import ValidationError
 
+from serving.campaign_stats import read_stats
 from serving.campaign_store import CampaignStore
 from serving.deps import AdminKey
 from serving.responses import OrjsonResponse
@@ -54,6 +56,16 @@ async def campaign_versions(
     if not versions:
         raise HTTPException(404, f"no campaign {campaign_id!r}")
     return OrjsonResponse({"id": campaign_id, "versions": versions})
+
+
+@router.get("/{campaign_id}/stats", responses={404: {"description": "No such campaign"}})
+async def stats(request: Request, campaign_id: CampaignId, _key: AdminKey) -> OrjsonResponse:
+    """Sends, views, clicks, redemptions, conversion and revenue, treatment vs holdout, and
+    the uplift with its 95% confidence interval (docs/campaigns.md)."""
+    store = store_of(request)
+    if await store.get(campaign_id) is None and not await store.versions(campaign_id):
+        raise HTTPException(404, f"no campaign {campaign_id!r}")
+    return OrjsonResponse(await read_stats(request.app.state.redis, campaign_id))
 
 
 @router.put(

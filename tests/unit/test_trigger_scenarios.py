@@ -43,6 +43,10 @@ class World:
         self.offset = 0
         self.promotions: list[dict[str, Any]] = []
         self.counters: dict[tuple[str, str], int] = {}
+        # What the worker's Redis side gives settle: catalog facts, and a refusal reason
+        # for every promotion (a raced cap or an exhausted budget) when set.
+        self.records: dict[str, dict[str, Any]] = {}
+        self.refuse: str | None = None
 
     def send(
         self,
@@ -72,7 +76,8 @@ class World:
     def _collect(self, result: Any) -> None:
         import orjson
 
-        self.processor.settle(result, self.users, {}, {})
+        refused = {p["promotion_id"]: self.refuse for _, p in result.promotions if self.refuse}
+        self.processor.settle(result, self.users, refused, self.records)
         self.promotions += [
             orjson.loads(m.value) for m in result.outbound if m.topic == SETTINGS.promotions_topic
         ]
