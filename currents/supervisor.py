@@ -35,6 +35,25 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 DEMO_SEGMENTS = EXAMPLES / "segments.yaml"
 DEMO_CAMPAIGNS = EXAMPLES / "campaigns.yaml"
 DEMO_USER = "user-00000"  # the generator gives it a session first
+# The storefront sends recommendation_shown and attributed clicks: this gives them an
+# experiment to count in (the dashboard shows its stats).
+DEMO_EXPERIMENT: dict[str, object] = {
+    "name": "demo-blend",
+    "variants": [
+        {"name": "control", "weight": 1},
+        {
+            "name": "session-boost",
+            "weight": 1,
+            "blend": {
+                "cooccurrence": 1,
+                "session": 1.5,
+                "mf": 0.2,
+                "content": 0.4,
+                "trending": 0.3,
+            },
+        },
+    ],
+}
 
 
 @dataclass
@@ -131,6 +150,8 @@ class Stack:
         if self.demo and api_key and DEMO_CAMPAIGNS.exists():
             self._load_campaigns(api_url, api_key)
         if self.demo and api_key:
+            self._put(api_url, api_key, f"experiments/{DEMO_EXPERIMENT['name']}", DEMO_EXPERIMENT)
+        if self.demo and api_key:
             generator = Child(
                 "generator",
                 [
@@ -205,6 +226,17 @@ class Stack:
             with urllib.request.urlopen(request, timeout=5):
                 pass
         self.say(f"demo campaigns loaded: {', '.join(campaigns)}")
+
+    @staticmethod
+    def _put(api_url: str, api_key: str, path: str, body: dict[str, object]) -> None:
+        request = urllib.request.Request(
+            f"{api_url}/v1/{path}",
+            data=json.dumps(body).encode(),
+            method="PUT",
+            headers={"X-API-Key": api_key, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5):
+            pass
 
     # --- run and stop --------------------------------------------------------------------
     def supervise(self) -> None:
