@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> faust.App:
             settings.segments_topic,
             settings.profile_changes_topic,
             settings.promotions_topic,
+            settings.promotions_dlq_topic,
         )
     }
     me = worker_id()
