@@ -22,11 +22,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install Currents with its dev tools
 
-tools: ## install the external clients the tests use (kcat) when missing
+tools: ## install the external clients the tests use (kcat, headless chromium) when missing
 	@command -v kcat >/dev/null 2>&1 || { \
 	  echo "installing kcat (Debian package)"; \
 	  (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null || \
 	  echo "could not install kcat: the kcat tests will fail and say why"; }
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium for the browser tests (Debian packages, no browser download)"; \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null || \
+	  echo "could not install chromium: the tests/e2e browser tests will fail and say why"; }
 
 demo: setup ## start embedded servers, worker, API and synthetic shoppers
 	$(BIN)/currents up --demo
