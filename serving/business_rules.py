@@ -17,13 +17,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RuleKind = Literal["pin", "boost", "block", "promote"]
 
 
 class Rule(BaseModel):
     """One business rule. Target one of ``item_id``, ``category`` or ``brand``."""
+
+    model_config = ConfigDict(strict=True)
 
     id: str = Field("", max_length=64)
     kind: RuleKind

@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from currents.buckets import bucket
 
@@ -24,6 +24,8 @@ METRICS = ("impressions", "clicks", "purchases")
 
 
 class Variant(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     name: str = Field(..., pattern=NAME_PATTERN)
     weight: float = Field(1.0, gt=0, le=1000, description="Share of traffic (relative)")
     blend: dict[str, float] | None = Field(
@@ -32,6 +34,8 @@ class Variant(BaseModel):
 
 
 class Experiment(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     name: str = Field("", pattern=r"^$|" + NAME_PATTERN)
     variants: list[Variant] = Field(..., min_length=1, max_length=10)
     active: bool = True

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 
 from currents import __version__
@@ -19,6 +20,7 @@ from profiles.segments import load_segments_file
 from serving.body_limit import BodyLimitMiddleware
 from serving.config_store import ConfigStore
 from serving.metrics import ApiMetrics, LatencyMiddleware
+from serving.models import COMMON_ERRORS
 from serving.privacy import PrivacyService
 from serving.producer import EventProducer
 from serving.profiles import ProfileReader
@@ -109,6 +111,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
 
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, _error: Exception) -> OrjsonResponse:
+        # Starlette names only the matched route's methods; HTTP wants the resource's.
+        path = request.url.path
+        allowed = sorted(
+            {
+                method
+                for route in app.routes
+                if isinstance(route, APIRoute) and route.path_regex.match(path)
+                for method in route.methods or ()
+            }
+        )
+        return OrjsonResponse(
+            {"detail": "Method Not Allowed"},
+            status_code=405,
+            headers={"Allow": ", ".join(allowed)},
+        )
+
     @app.exception_handler(RedisError)
     async def redis_unavailable(_request: Request, error: RedisError) -> OrjsonResponse:
         log.warning("redis error while serving", extra={"error": type(error).__name__})
@@ -126,8 +146,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         segments.router,
         admin.router,
         campaigns.router,
-        health.router,
-        web.router,
     ):
-        app.include_router(router)
+        app.include_router(router, responses=COMMON_ERRORS)
+    app.include_router(health.router)
+    app.include_router(web.router, responses=COMMON_ERRORS)
     return app

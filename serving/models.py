@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 
@@ -116,3 +118,25 @@ class ProfileResponse(BaseModel):
     cart: CartResponse
     traits: dict[str, str | bool | int | float]
     segments: list[str]
+
+
+class ErrorResponse(BaseModel):
+    """Every error: ``detail`` says what went wrong (a message, or the failing fields)."""
+
+    detail: Any
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+# Answers any /v1 route may give besides its own; documented on every operation.
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("Malformed request body"),
+    401: _error("Missing or unknown API key"),
+    403: _error("The API key lacks the route's scope"),
+    413: _error("Request body too large"),
+    422: _error("Invalid parameters or body; `detail` names the field"),
+    429: _error("Rate limit exceeded for this API key; retry after `Retry-After` seconds"),
+    503: _error("Redis or the broker is unavailable; retry after `Retry-After` seconds"),
+}

@@ -16,9 +16,14 @@ def encode_cursor(member: str) -> str:
     return base64.urlsafe_b64encode(member.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> str:
+# Unpadded base64url: every string of this shape decodes, so every cursor the API's
+# schema admits is a position in the member order (a hand-made one just starts there).
+CURSOR_PATTERN = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
+
+
+def decode_cursor(cursor: str) -> bytes:
     padded = cursor + "=" * (-len(cursor) % 4)
-    return base64.urlsafe_b64decode(padded.encode()).decode()
+    return base64.urlsafe_b64decode(padded.encode())
 
 
 class SegmentStore:
@@ -109,7 +114,7 @@ class SegmentStore:
     async def members(
         self, name: str, cursor: str | None, limit: int
     ) -> tuple[list[str], str | None]:
-        start = "-" if cursor is None else "(" + decode_cursor(cursor)
+        start = b"-" if cursor is None else b"(" + decode_cursor(cursor)
         raw = await self.redis.zrangebylex(
             keys.segment_members(name), start, "+", start=0, num=limit
         )

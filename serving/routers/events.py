@@ -88,11 +88,10 @@ async def ingest_events(
         raise HTTPException(400, f"malformed JSON: {error}") from None
     events = payload if isinstance(payload, list) else [payload]
     if not events:
-        raise HTTPException(422, "the body holds no events")
+        return _nothing_accepted("the body holds no events")
     if len(events) > settings.max_events_per_request:
-        raise HTTPException(
-            413, f"{len(events)} events; at most {settings.max_events_per_request} per request"
-        )
+        limit = settings.max_events_per_request
+        return _nothing_accepted(f"{len(events)} events; at most {limit} per request")
     try:
         plan = plan_records(events, producer.partitions)
     except BrokerUnavailable as error:
@@ -131,3 +130,7 @@ async def ingest_events(
     return OrjsonResponse(
         {"accepted": accepted, "rejected": rejected}, status_code=202 if accepted else 422
     )
+
+
+def _nothing_accepted(detail: str) -> OrjsonResponse:
+    return OrjsonResponse({"detail": detail, "accepted": 0, "rejected": []}, status_code=422)

@@ -22,7 +22,7 @@ BROKER_DOWN: dict[int | str, dict[str, Any]] = {
 
 
 class ConsentRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     personalization: bool
     marketing: bool

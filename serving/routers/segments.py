@@ -12,6 +12,7 @@ from profiles.segments import SEGMENT_NAME, SegmentDefinition, SegmentError
 from serving.deps import AdminKey, SegmentStoreDep
 from serving.models import SegmentMembersResponse, SegmentResponse, SegmentsResponse
 from serving.responses import OrjsonResponse
+from serving.segment_store import CURSOR_PATTERN
 
 router = APIRouter(prefix="/v1/segments", tags=["segments"])
 
@@ -76,19 +77,16 @@ async def delete_segment(name: SegmentName, _key: AdminKey, store: SegmentStoreD
 @router.get(
     "/{name}/members",
     response_model=SegmentMembersResponse,
-    responses={404: {"description": "No such segment"}, 400: {"description": "Bad cursor"}},
+    responses={404: {"description": "No such segment"}},
 )
 async def segment_members(
     name: SegmentName,
     _key: AdminKey,
     store: SegmentStoreDep,
-    cursor: Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]*$")] = None,
+    cursor: Annotated[str | None, Query(max_length=512, pattern=CURSOR_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> OrjsonResponse:
     if await store.get(name) is None:
         raise HTTPException(404, f"no segment named {name!r}")
-    try:
-        members, next_cursor = await store.members(name, cursor or None, limit)
-    except (ValueError, UnicodeDecodeError):
-        raise HTTPException(400, "cursor is not one this API returned") from None
+    members, next_cursor = await store.members(name, cursor or None, limit)
     return OrjsonResponse({"segment": name, "members": members, "next_cursor": next_cursor})

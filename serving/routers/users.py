@@ -38,8 +38,6 @@ async def recommendations(
         int | None, Query(ge=1, le=100, description="Max items per category")
     ] = None,
 ) -> OrjsonResponse:
-    if min_price is not None and max_price is not None and min_price > max_price:
-        raise HTTPException(422, "min_price is above max_price")
     filters = Filters(exclude, category, min_price, max_price, diversity)
     result = await recommender.for_user(
         user_id, n, now=int(time.time() * 1000), filters=filters, context_item=context_item
