@@ -153,3 +153,78 @@ def test_price_drop_and_stats_through_the_worker(engine: Engine, unique: str) ->
     finally:
         with engine.client("admin") as client:
             client.delete(f"/v1/campaigns/{campaign_id}")
+
+
+def test_recommended_items_in_the_promotion(engine: Engine, unique: str) -> None:
+    campaign_id = f"recs-{unique}"
+    body = {
+        "name": "Recommended",
+        "trigger": {"type": "event", "event_type": "product_shared"},
+        "action": {"message": "For you: {items}", "recommendations": 2},
+        "guardrails": {"holdout": 0},
+    }
+    with engine.client("admin") as client:
+        assert client.put(f"/v1/campaigns/{campaign_id}", json=body).status_code == 201
+    try:
+        time.sleep(1.5)
+        now = int(time.time() * 1000)
+        items = [f"rec{n}-{unique}" for n in range(3)]
+        events = [catalog(item, 10.0 + n, f"Item {n}", now) for n, item in enumerate(items)]
+        for n in range(6):  # shoppers who view the items together
+            events += [
+                {
+                    "event_id": f"s{n}-{item}-{unique}",
+                    "type": "product_viewed",
+                    "user_id": f"s{n}-{unique}",
+                    "session_id": f"s{n}",
+                    "timestamp": now + 10 * k,
+                    "properties": {"product_id": item, "category": "shoes"},
+                }
+                for k, item in enumerate(items)
+            ]
+        assert engine.post_events(events).status_code == 202
+        time.sleep(1.0)
+        user = f"sharer-{unique}"
+        events = [
+            {
+                "event_id": f"{user}-id",
+                "type": "identify",
+                "user_id": user,
+                "timestamp": now + 100,
+                "properties": {"traits": {"marketing_consent": True}},
+            },
+            {
+                "event_id": f"{user}-view",
+                "type": "product_viewed",
+                "user_id": user,
+                "timestamp": now + 101,
+                "properties": {"product_id": items[0], "category": "shoes"},
+            },
+        ]
+        assert engine.post_events(events).status_code == 202
+        time.sleep(1.0)
+        share = {
+            "event_id": f"{user}-share",
+            "type": "product_shared",
+            "user_id": user,
+            "timestamp": now + 200,
+            "properties": {"product_id": items[0]},
+        }
+        assert engine.post_events([share]).status_code == 202
+        (promotion,) = poll(
+            lambda: promotions(engine, user), timeout_s=15, what="the promotion with items"
+        )
+        recommended = promotion["items"]
+        assert len(recommended) == 2
+        # Viewed together with items[0]: the co-occurrence recommender proposes the others
+        # (other tests' popular items may compete; ours carry their catalog facts).
+        ours = [i for i in recommended if i["item_id"] in items]
+        assert ours
+        for item in ours:
+            n = items.index(item["item_id"])
+            assert item == {"item_id": items[n], "title": f"Item {n}", "price": 10.0 + n}
+        titles = ", ".join(i.get("title") or i["item_id"] for i in recommended)
+        assert promotion["message"] == f"For you: {titles}"
+    finally:
+        with engine.client("admin") as client:
+            client.delete(f"/v1/campaigns/{campaign_id}")
