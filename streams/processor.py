@@ -40,7 +40,8 @@ from profiles.view import LazyProfile, Tertiles, next_change_at, tier
 from schemas.events import Event
 from schemas.profile import UserState, event_fingerprint, fingerprint
 from streams.decode import DeadLetter, PositionedEvent
-from triggers.engine import Before, Firing, TriggerEngine, event_view, fill_items
+from triggers.engine import Before, Firing, TriggerEngine, event_view
+from triggers.promotions import fill_items
 
 NEW_ITEMS_PER_CATEGORY = 200
 REC_CLICKS_KEPT = 20

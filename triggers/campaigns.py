@@ -18,7 +18,7 @@ import re
 import string
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator, model_validator
 
 from profiles.expressions import (
     PROFILE_FIELDS,
@@ -88,7 +88,7 @@ class Action(BaseModel):
     discount_percent: float | None = Field(None, gt=0, le=100)
     discount_amount: float | None = Field(None, gt=0)
     coupon_code: str | None = Field(None, max_length=64)
-    unique_coupon: bool = False
+    unique_coupon: StrictBool = False
     recommendations: int = Field(0, ge=0, le=20)
     expires_in_hours: float = Field(48, gt=0, le=24 * 365)
     channels: list[Literal["onsite", "topic", "webhook"]] = ["onsite", "topic"]
@@ -136,7 +136,7 @@ class Campaign(BaseModel):
     condition: str = Field("", max_length=4096)
     action: Action
     guardrails: Guardrails = Guardrails()
-    active: bool = True
+    active: StrictBool = True
 
     @field_validator("condition")
     @classmethod

@@ -22,13 +22,10 @@ Timers live in the user's ``timers`` and in the global ``campaign_timers`` sorte
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-import orjson
 
 from currents import keys
 from currents.buckets import bucket
@@ -43,7 +40,10 @@ from schemas.events import Event
 from schemas.profile import UserState, fingerprint
 from triggers.campaigns import EVENT_FIELDS, EVENT_PREFIXES, Campaign
 from triggers.measure import expose, measure, parse_arm
+from triggers.promotions import build_promotion
 from triggers.timing import (
+    days_of,
+    month_day,
     next_birthday,
     parse_birthday,
     quiet_until,
@@ -57,8 +57,6 @@ DAY_MS = 24 * HOUR_MS
 DAILY_CAP = 3
 PROMOTIONS_KEPT = 10
 PROMOTION_IDS_KEPT = 50
-TEMPLATE_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
-ITEM_FIELDS = frozenset({"item.id", "item.title", "item.price", "items"})
 PRICE_DROP_LOOKBACK_MS = 14 * DAY_MS
 WATCHERS_KEPT = 500  # newest viewers kept per item (price drops)
 ATTRIBUTION_MS = 7 * DAY_MS
@@ -115,15 +113,6 @@ def event_view(event: Event) -> dict[str, Any]:
         "channel": event.channel,
         "properties": event.props.model_dump(mode="json"),
     }
-
-
-def _resolve(context: Mapping[str, Any], path: str) -> Any:
-    node: Any = context
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return ""
-        node = node[part]
-    return node
 
 
 class TriggerEngine:
@@ -279,7 +268,7 @@ class TriggerEngine:
                     del state.timers[cid]
                     writes.append(ZRemove(keys.campaign_timers(), (f"{cid}|{user_id}",)))
                 continue
-            if current is not None and _month_day(current[0]) in _days_of(birthday):
+            if current is not None and month_day(current[0]) in days_of(birthday):
                 continue  # already armed for this birthday
             writes += self._arm_birthday(cid, user_id, state, now, after_today=False)
         return writes
@@ -323,7 +312,7 @@ class TriggerEngine:
                 firings.append(Firing(key, f"browse:{anchor}", "browse_abandoned"))
             elif kind == "birthday":
                 birthday = parse_birthday(state.traits.get("birthday", [None])[0])
-                if birthday is not None and _month_day(anchor) in _days_of(birthday):
+                if birthday is not None and month_day(anchor) in days_of(birthday):
                     firings.append(Firing(key, f"birthday:{anchor // 10_000}", "birthday"))
                 writes += self._arm_birthday(key, user_id, state, now, after_today=True)
         for key in sorted(set(external) - set(state.timers)):
@@ -412,7 +401,16 @@ class TriggerEngine:
             if delivered_one or not self._within_caps(firing.campaign_id, campaign, state, now):
                 delivery.writes.append(HashIncr(stats, "capped", 1))
                 continue
-            promotion = self._promotion(promotion_id, firing, campaign, user_id, context, now)
+            promotion = build_promotion(
+                promotion_id,
+                firing.campaign_id,
+                campaign,
+                trigger=firing.reason,
+                user_id=user_id,
+                items=firing.items,
+                context=context,
+                now=now,
+            )
             state.campaign_sends.setdefault(firing.campaign_id, []).append(now)
             del state.campaign_sends[firing.campaign_id][:-50]
             state.promotions.append(promotion)
@@ -451,77 +449,3 @@ class TriggerEngine:
             return False
         today = sum(1 for times in state.campaign_sends.values() for t in times if t > now - DAY_MS)
         return today < self.daily_cap
-
-    @staticmethod
-    def _promotion(
-        promotion_id: str,
-        firing: Firing,
-        campaign: Campaign,
-        user_id: str,
-        context: Mapping[str, Any],
-        now: int,
-    ) -> dict[str, Any]:
-        action = campaign.action
-        coupon = action.coupon_code
-        if coupon and action.unique_coupon:
-            coupon = f"{coupon}-{promotion_id[:8].upper()}"
-        values = {"user_id": user_id, "coupon_code": coupon or "", "campaign": campaign.name}
-
-        def fill(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name in ITEM_FIELDS:
-                return match.group(0)  # filled once the items are known (fill_items)
-            value = values[name] if name in values else _resolve(context, name)
-            return str(value)
-
-        return {
-            "promotion_id": promotion_id,
-            "campaign_id": firing.campaign_id,
-            "trigger": firing.reason,
-            "user_id": user_id,
-            "message": TEMPLATE_FIELD.sub(fill, action.message),
-            "discount_percent": action.discount_percent,
-            "discount_amount": action.discount_amount,
-            "coupon_code": coupon,
-            "priority": campaign.guardrails.priority,
-            "items": [{"item_id": item} for item in firing.items],
-            "created_at": now,
-            "expires_at": now + int(action.expires_in_hours * HOUR_MS),
-        }
-
-
-def fill_items(promotion: dict[str, Any], records: Mapping[str, Mapping[str, Any]]) -> None:
-    """Complete the promotion's items from catalog records and fill ``{item.*}`` and
-    ``{items}`` in its message.
-
-    >>> p = {"message": "{item.title} now {item.price}", "items": [{"item_id": "a"}]}
-    >>> fill_items(p, {"a": {"title": "Boots", "price": 40.0}})
-    >>> p["message"], p["items"]
-    ('Boots now 40.0', [{'item_id': 'a', 'title': 'Boots', 'price': 40.0}])
-    """
-    items = [{**item, **records.get(item["item_id"], {})} for item in promotion["items"]]
-    promotion["items"] = items
-    first = items[0] if items else {}
-    values = {
-        "item.id": first.get("item_id", ""),
-        "item.title": first.get("title") or first.get("item_id", ""),
-        "item.price": first.get("price", ""),
-        "items": ", ".join(str(i.get("title") or i["item_id"]) for i in items),
-    }
-    promotion["message"] = TEMPLATE_FIELD.sub(
-        lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0),
-        promotion["message"],
-    )
-
-
-def _month_day(anchor: int) -> tuple[int, int]:
-    return (anchor // 100) % 100, anchor % 100
-
-
-def _days_of(birthday: tuple[int, int]) -> set[tuple[int, int]]:
-    """The calendar days a birthday falls on (Feb 29 is Feb 28 in other years)."""
-    return {birthday, (2, 28)} if birthday == (2, 29) else {birthday}
-
-
-def promotion_message(topic: str, promotion: dict[str, Any]) -> tuple[str, bytes, bytes]:
-    return topic, promotion["user_id"].encode(), orjson.dumps(promotion)

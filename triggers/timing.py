@@ -141,3 +141,13 @@ def next_birthday(value: object, local_now: datetime, *, after_today: bool = Fal
 def start_of(day: date, tz: ZoneInfo) -> int:
     """Epoch ms of local midnight starting ``day``."""
     return int(datetime.combine(day, time(0, 0), tzinfo=tz).timestamp() * 1000)
+
+
+def month_day(anchor: int) -> tuple[int, int]:
+    """(month, day) of a ``YYYYMMDD`` integer."""
+    return (anchor // 100) % 100, anchor % 100
+
+
+def days_of(birthday: tuple[int, int]) -> set[tuple[int, int]]:
+    """The calendar days a birthday falls on (Feb 29 is Feb 28 in other years)."""
+    return {birthday, (2, 28)} if birthday == (2, 29) else {birthday}
