@@ -314,10 +314,10 @@ class BatchHandler:
             self.segment_version = version
             for name in changed:
                 self._start_backfill(name, registry.definitions[name].version, owns)
-        await self._reload_campaigns()
+        await self._reload_campaigns(owns)
         self.tertiles = await self.sink.read_tertiles()
 
-    async def _reload_campaigns(self) -> None:
+    async def _reload_campaigns(self, owns: Owns) -> None:
         redis = self.sink.redis
         version = int(await redis.get(keys.campaigns_version()) or 0)
         if version == self.campaign_version:
@@ -330,6 +330,7 @@ class BatchHandler:
             except ValueError as error:  # validated by the API; never fatal here
                 log.error("skipping invalid campaign", extra={"error": str(error)[:200]})
         settings = self.processor.settings
+        before = {cid for cid, _ in self.processor.triggers.of_type("birthday")}
         self.processor.triggers = TriggerEngine(
             campaigns,
             self.processor.rules,
@@ -339,6 +340,26 @@ class BatchHandler:
         )
         self.campaign_version = version
         log.info("campaigns loaded", extra={"active": len(self.processor.triggers.campaigns)})
+        if {cid for cid, _ in self.processor.triggers.of_type("birthday")} - before:
+            # A new birthday campaign: arm the timers of every owned user, returning or not.
+            running = self.backfills.get("campaign:birthday")
+            if running and not running.done():
+                running.cancel()
+            task = asyncio.create_task(self._arm_timers(owns))
+            task.add_done_callback(_log_failure)
+            self.backfills["campaign:birthday"] = task
+
+    async def _arm_timers(self, owns: Owns) -> None:
+        page: list[str] = []
+        armed = 0
+        async for key in self.sink.redis.scan_iter(match=keys.user_profile_pattern(), count=1000):
+            page.append(keys.user_of_profile_key(as_text(key)))
+            if len(page) >= BACKFILL_PAGE:
+                armed += await self._reevaluate(page, owns, "campaign")
+                page = []
+        if page:
+            armed += await self._reevaluate(page, owns, "campaign")
+        log.info("campaign timers armed", extra={"evaluated": armed})
 
     def _start_backfill(self, name: str, version: int, owns: Owns) -> None:
         running = self.backfills.get(name)

@@ -139,12 +139,12 @@ class TriggerEngine:
             for cid, c in self.campaigns.items()
             if c.condition.strip()
         }
-        self.watch_prices = bool(self._of_type("price_drop"))
+        self.watch_prices = bool(self.of_type("price_drop"))
 
     def __bool__(self) -> bool:
         return bool(self.campaigns)
 
-    def _of_type(self, *types: str) -> list[tuple[str, Campaign]]:
+    def of_type(self, *types: str) -> list[tuple[str, Campaign]]:
         return sorted((cid, c) for cid, c in self.campaigns.items() if c.trigger.type in types)
 
     def user_zone(self, state: UserState) -> Any:
@@ -162,19 +162,19 @@ class TriggerEngine:
         """Immediate firings for ``event``, timers to set or cancel, and measurement."""
         firings: list[Firing] = []
         writes: list[Write] = measure(event, state, self.attribution_ms)
-        for cid, campaign in self._of_type("event"):
+        for cid, campaign in self.of_type("event"):
             if campaign.trigger.event_type == event.type:
                 firings.append(Firing(cid, event.event_id, "event"))
         if not before.existed:
             firings += [
-                Firing(cid, "first", "first_visit") for cid, _ in self._of_type("first_visit")
+                Firing(cid, "first", "first_visit") for cid, _ in self.of_type("first_visit")
             ]
         if event.type == "order_completed" and before.first_order is None:
-            firings += [Firing(cid, "first", "new_user") for cid, _ in self._of_type("new_user")]
+            firings += [Firing(cid, "first", "new_user") for cid, _ in self.of_type("new_user")]
         if before.lifecycle in {"at_risk", "dormant"}:
             window = str(event.ts // DAY_MS)
-            firings += [Firing(cid, window, "win_back") for cid, _ in self._of_type("win_back")]
-        for cid, campaign in self._of_type("cart_abandoned"):
+            firings += [Firing(cid, window, "win_back") for cid, _ in self.of_type("win_back")]
+        for cid, campaign in self.of_type("cart_abandoned"):
             member = f"{cid}|{user_id}"
             if event.type == "product_added":
                 due = event.ts + int((campaign.trigger.delay_minutes or 0) * 60_000)
@@ -183,7 +183,7 @@ class TriggerEngine:
             elif event.type == "order_completed" and cid in state.timers:
                 del state.timers[cid]
                 writes.append(ZRemove(keys.campaign_timers(), (member,)))
-        for cid, campaign in self._of_type("browse_abandoned"):
+        for cid, campaign in self.of_type("browse_abandoned"):
             writes += self._browse(cid, campaign, user_id, event, state, category)
         if self.watch_prices and event.type in {"product_viewed", "product_added"}:
             watchers = keys.item_watchers(event.props.product_id)
@@ -230,7 +230,7 @@ class TriggerEngine:
     def on_price_drop(self, item_id: str, price: float, watchers: Iterable[str]) -> list[Write]:
         """A lower price for ``item_id``: a due-now timer per (campaign, recent viewer); the
         owner of each viewer checks its own history when the sweep fires it."""
-        campaigns = self._of_type("price_drop")
+        campaigns = self.of_type("price_drop")
         if not campaigns:
             return []
         tag = fingerprint(item_id, 6)
@@ -246,13 +246,13 @@ class TriggerEngine:
         if TIERS.index(new) <= TIERS.index(old):
             return []
         return [
-            Firing(cid, f"tier:{new}", "tier_upgraded") for cid, _ in self._of_type("tier_upgraded")
+            Firing(cid, f"tier:{new}", "tier_upgraded") for cid, _ in self.of_type("tier_upgraded")
         ]
 
     def on_segments_entered(self, entered: set[str], now: int) -> list[Firing]:
         return [
             Firing(cid, f"segment:{c.trigger.segment}:{now}", "segment_entered")
-            for cid, c in self._of_type("segment_entered")
+            for cid, c in self.of_type("segment_entered")
             if c.trigger.segment in entered
         ]
 
@@ -260,7 +260,7 @@ class TriggerEngine:
     def arm(self, user_id: str, state: UserState, now: int) -> list[Write]:
         """Birthday timers: due at local midnight of the next birthday (today included)."""
         writes: list[Write] = []
-        for cid, _ in self._of_type("birthday"):
+        for cid, _ in self.of_type("birthday"):
             birthday = parse_birthday(state.traits.get("birthday", [None])[0])
             current = state.timers.get(cid)
             if birthday is None:

@@ -228,3 +228,49 @@ def test_recommended_items_in_the_promotion(engine: Engine, unique: str) -> None
     finally:
         with engine.client("admin") as client:
             client.delete(f"/v1/campaigns/{campaign_id}")
+
+
+def test_birthday_armed_for_existing_users_when_the_campaign_appears(
+    engine: Engine, unique: str
+) -> None:
+    from datetime import UTC, datetime
+
+    today = datetime.now(UTC)
+    user = f"bday-{unique}"
+    identify = {
+        "event_id": f"{user}-id",
+        "type": "identify",
+        "user_id": user,
+        "timestamp": int(today.timestamp() * 1000),
+        "properties": {
+            "traits": {"marketing_consent": True, "birthday": today.strftime("1990-%m-%d")}
+        },
+    }
+    assert engine.post_events([identify]).status_code == 202
+    with engine.client("admin") as client:
+        poll(
+            lambda: client.get(f"/v1/users/{user}/profile").status_code == 200,
+            timeout_s=15,
+            what="the profile",
+        )
+        campaign_id = f"bday-{unique}"
+        body = {
+            "name": "Birthday",
+            "trigger": {"type": "birthday"},
+            "action": {"message": "Happy birthday {user_id}", "discount_amount": 5},
+            "guardrails": {"holdout": 0},
+        }
+        assert client.put(f"/v1/campaigns/{campaign_id}", json=body).status_code == 201
+    try:
+        (promotion,) = poll(
+            lambda: promotions(engine, user), timeout_s=20, what="the birthday promotion"
+        )
+        assert promotion["trigger"] == "birthday"
+        assert promotion["message"] == f"Happy birthday {user}"
+        rearmed = engine.redis().zscore(keys.campaign_timers(), f"{campaign_id}|{user}")
+        day = 28 if (today.month, today.day) == (2, 29) else today.day  # not a leap year
+        next_year = datetime(today.year + 1, today.month, day, tzinfo=UTC)
+        assert rearmed == next_year.timestamp() * 1000
+    finally:
+        with engine.client("admin") as client:
+            client.delete(f"/v1/campaigns/{campaign_id}")
