@@ -26,7 +26,8 @@ from tests.integration.conftest import REPO, poll
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts" / "e2e"
-DEMO_RATE = "20"  # synthetic events per second: enough life, little CPU
+DEMO_RATE = "100"  # synthetic events per second, as `make demo` sends them
+WARM_EVENTS = 1500  # the catalog (500 items) and ~1000 shopper events: models have signal
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Demo:
         return httpx.Client(base_url=self.api_url, headers={"X-API-Key": self.page_key})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     data_dir = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CURRENTS_")}
@@ -70,7 +71,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         config = httpx.get(f"{info['api_url']}/demo-config.js").text
         match = re.search(r'"apiKey": "([^"]+)"', config)
         assert match, f"the demo page got no key: {config}"
-        yield Demo(info["api_url"], info["api_key"], match.group(1), data_dir)
+        demo = Demo(info["api_url"], info["api_key"], match.group(1), data_dir)
+
+        def processed() -> int:
+            text = httpx.get(f"{demo.api_url}/metrics").text
+            found = re.search(r"^currents_events_processed_total (\d+)", text, re.M)
+            return int(found.group(1)) if found and int(found.group(1)) >= WARM_EVENTS else 0
+
+        started = time.monotonic()
+        poll(processed, timeout_s=60, what=f"{WARM_EVENTS} events through the worker")
+        print(f"demo warm ({WARM_EVENTS} events) {time.monotonic() - started:.1f}s after ready")
+        yield demo
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -81,7 +92,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         output.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail(
