@@ -13,8 +13,8 @@ from typing import Any
 
 from tests.integration.conftest import Engine
 
-USERS = 40  # delayed triggers, all due at once
-EVENT_USERS = 15  # immediate triggers, one after the other
+USERS = 30  # delayed triggers, all due at once
+EVENT_USERS = 10  # immediate triggers, one after the other
 DELAY_S = 2.0
 
 
@@ -85,7 +85,7 @@ def test_trigger_latency(engine: Engine, unique: str) -> None:
         # Baseline: the same path without campaigns (event -> a new user's profile).
         baseline: list[float] = []
         with engine.client("admin") as admin:
-            for n in range(10):
+            for n in range(8):
                 user = f"lat-base{n}-{unique}"
                 sent = time.time()
                 event = {
