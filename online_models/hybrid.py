@@ -63,7 +63,7 @@ def build_models(settings: Settings) -> dict[str, OnlineModel]:
             neighbours=settings.cooccurrence_neighbours,
             half_life_h=settings.cooccurrence_half_life_h,
         ),
-        "session": SessionModel(),
+        "session": SessionModel(successors=settings.session_successors),
         "mf": MatrixFactorizationModel(
             factors=settings.mf_factors,
             learning_rate=settings.mf_learning_rate,
