@@ -204,6 +204,7 @@
     const count = lines.reduce((n, line) => n + line.quantity, 0);
     const value = lines.reduce((sum, line) => sum + line.price * line.quantity, 0);
     $("cart").textContent = count ? `cart: ${count} item(s), ${money(value)}` : "cart: empty";
+    $("consent-hint").classList.toggle("hidden", !count || $("consent").checked);
   }
 
   // --- polling ---------------------------------------------------------------------------
@@ -259,8 +260,10 @@
     return once("similar", async () => {
       const base = `/v1/items/${encodeURIComponent(item.item_id)}/similar?n=6`;
       let body = await get(`${base}&kind=bought_together`, state.key);
-      if (body && !body.items.length) body = await get(`${base}&kind=all`, state.key);
+      const bought = Boolean(body && body.items.length);
+      if (body && !bought) body = await get(`${base}&kind=all`, state.key);
       if (state.product !== item) return;
+      $("similar-title").textContent = bought ? "Bought together" : "Viewed together and similar";
       const items = body ? body.items : [];
       await ensureItems(items.map((i) => i.item_id));
       const cards = items.map((i) => {
@@ -429,6 +432,7 @@
     });
     $("consent").addEventListener("change", () => {
       state.consent.set(state.shopper, $("consent").checked);
+      renderCart();
       send(envelope("identify", { traits: { marketing_consent: $("consent").checked } }));
     });
     $("pv-add").addEventListener("click", addToCart);
