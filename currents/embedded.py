@@ -158,6 +158,10 @@ def start_redis(
         str(redis_dir.resolve()),
         "--appendonly",
         "yes" if appendonly else "no",
+        # Every acknowledged write is on disk before the worker commits the offsets it
+        # covers, so a killed Redis comes back with nothing missing (docs/reliability.md).
+        "--appendfsync",
+        "always",
         "--save",
         "",
         "--daemonize",
