@@ -147,6 +147,8 @@ def test_shopper_journey(demo: Demo, tab: Tab) -> None:
 
 
 def test_dashboard_shows_live_numbers(demo: Demo, tab: Tab) -> None:
+    store = tab.page.context.new_page()  # a shopper in another tab: recommendation traffic
+    store.goto(demo.api_url + "/")
     page = tab.page
     page.goto(demo.api_url + "/dashboard")
     page.wait_for_selector("[data-testid=dashboard-status]:has-text('public metrics only')")
@@ -160,8 +162,12 @@ def test_dashboard_shows_live_numbers(demo: Demo, tab: Tab) -> None:
     page.wait_for_selector("[data-testid=segment-sizes] .bar[data-label=cart-holders]")
     page.wait_for_selector("[data-testid=consumer-lag]:text-matches('^[0-9]+$')")
     page.wait_for_selector("[data-testid=chart-lag] path")
-    stored = page.evaluate("[sessionStorage.length, localStorage.length]")
-    assert stored == [1, 0]  # the admin key stays in this tab's sessionStorage only
+    page.wait_for_selector("[data-testid=rec-latency]:text-matches('^[0-9.]+ / [0-9.]+ ms$')")
+    page.wait_for_selector("[data-testid=chart-latency] path.line2")
+    # The admin key stays in this tab's sessionStorage only, and the storefront tab never sees it.
+    assert page.evaluate("sessionStorage.getItem('currents.admin.key')") == demo.admin_key
+    assert demo.admin_key not in page.evaluate("JSON.stringify(localStorage)")
+    assert store.evaluate("sessionStorage.getItem('currents.admin.key')") is None
     tab.shot("dashboard")
     assert [url for url in tab.requests if not url.startswith(demo.api_url)] == []
     assert tab.errors == []

@@ -10,8 +10,11 @@
   const CAPACITY = 60;
   const REC_ROUTE = "/v1/users/{user_id}/recommendations";
 
+  const RATE_WINDOW = 3; // scrapes: events/s over ~6 s
+  const LATENCY_WINDOW = 15; // scrapes: p50/p99 over ~30 s
+
   const history = { processed: [], ingested: [], lag: [], p50: [], p99: [], dlq: [], promotions: [] };
-  let previous = null; // the last scrape: {at, processed, ingested, buckets}
+  const scrapes = []; // the recent raw scrapes: {at, processed, ingested, buckets}
 
   function push(name, value) {
     history[name].push(value);
@@ -77,16 +80,20 @@
       ingested: total(samples, "currents_events_ingested_total"),
       buckets: latencyBuckets(samples),
     };
-    if (previous) {
-      const seconds = Math.max(0.001, (now.at - previous.at) / 1000);
-      push("processed", Math.max(0, now.processed - previous.processed) / seconds);
-      push("ingested", Math.max(0, now.ingested - previous.ingested) / seconds);
-      const p50 = quantile(0.5, now.buckets, previous.buckets);
-      const p99 = quantile(0.99, now.buckets, previous.buckets);
+    if (scrapes.length) {
+      // Rates over a few scrapes: the worker's counters move per batch, not smoothly.
+      const base = scrapes[Math.max(0, scrapes.length - RATE_WINDOW)];
+      const seconds = Math.max(0.001, (now.at - base.at) / 1000);
+      push("processed", Math.max(0, now.processed - base.processed) / seconds);
+      push("ingested", Math.max(0, now.ingested - base.ingested) / seconds);
+      const older = scrapes[Math.max(0, scrapes.length - LATENCY_WINDOW)].buckets;
+      const p50 = quantile(0.5, now.buckets, older);
+      const p99 = quantile(0.99, now.buckets, older);
       push("p50", p50 == null ? null : p50 * 1000);
       push("p99", p99 == null ? null : p99 * 1000);
     }
-    previous = now;
+    scrapes.push(now);
+    if (scrapes.length > LATENCY_WINDOW) scrapes.shift();
     const dlq = total(samples, "currents_dlq_total");
     push("dlq", dlq);
 
