@@ -209,7 +209,8 @@
 
   // --- polling ---------------------------------------------------------------------------
   async function once(name, work) {
-    if (state.busy[name] || !state.key || !state.shopper) return;
+    // A hidden tab stops polling (every recommendation call is remembered for attribution).
+    if (state.busy[name] || !state.key || !state.shopper || document.hidden) return;
     state.busy[name] = true;
     try {
       await work();
