@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import tempfile
@@ -84,3 +85,102 @@ def print_table(rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"  {key:<{width}}  {value}")
+
+
+def grouped_bar_plot(
+    path: Path,
+    title: str,
+    groups: list[str],
+    series: dict[str, list[float]],
+    unit: str,
+    *,
+    log_scale: bool = False,
+) -> Path:
+    """Bars of several series side by side per group; the PNG goes next to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(1, len(series))
+    for index, (name, values) in enumerate(series.items()):
+        positions = [g + index * width - 0.4 + width / 2 for g in range(len(groups))]
+        bars = axis.bar(positions, values, width, label=name)
+        axis.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=7)
+    axis.set_xticks(range(len(groups)), groups)
+    if log_scale:
+        axis.set_yscale("log")
+    axis.set_ylabel(unit)
+    axis.set_title(title)
+    axis.legend()
+    figure.tight_layout()
+    png = path.with_suffix(".png")
+    figure.savefig(png, dpi=110)
+    plt.close(figure)
+    return png
+
+
+def line_plot(
+    path: Path, title: str, x: list[float], series: dict[str, list[float]], xlabel: str, unit: str
+) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    for name, values in series.items():
+        axis.plot(x, values, marker="o", label=name)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(unit)
+    axis.set_title(title)
+    axis.legend()
+    figure.tight_layout()
+    png = path.with_suffix(".png")
+    figure.savefig(png, dpi=110)
+    plt.close(figure)
+    return png
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q``-th percentile (0-100) of ``values``; 0.0 when empty.
+
+    >>> percentile([5, 1, 4, 2, 3], 50), percentile([5, 1, 4, 2, 3], 100)
+    (3, 5)
+    >>> percentile(list(range(1, 101)), 99)
+    99
+    """
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def latency_summary(latencies_ms: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(percentile(latencies_ms, 50), 3),
+        "p95_ms": round(percentile(latencies_ms, 95), 3),
+        "p99_ms": round(percentile(latencies_ms, 99), 3),
+        "max_ms": round(max(latencies_ms, default=0.0), 3),
+    }
+
+
+def schedule(rate: float, duration_s: float) -> list[float]:
+    """Open-loop send times (seconds from the start) at a constant arrival rate.
+
+    >>> schedule(4, 1)
+    [0.0, 0.25, 0.5, 0.75]
+    """
+    return [i / rate for i in range(int(rate * duration_s))]
+
+
+def corrected_latency(scheduled_s: float, completed_s: float) -> float:
+    """Latency counted from when the request was due, not from when it could be sent, so a
+    stalled server is charged for every request it held up (no coordinated omission).
+
+    >>> corrected_latency(1.0, 1.004)
+    4.0
+    """
+    return round((completed_s - scheduled_s) * 1000, 6)

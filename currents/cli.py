@@ -79,11 +79,15 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.name == "profile-cost":
         from benchmarks import profile_cost
 
-        profile_cost.run(args.events, args.users, out)
+        profile_cost.run(args.events or 100_000, args.users, out)
     elif args.name == "rank":
         from benchmarks import rank_cost
 
-        rank_cost.run(args.events, out)
+        rank_cost.run(args.events or 100_000, out)
+    else:
+        from benchmarks.suite import run_bench
+
+        run_bench(args, out)
     return 0
 
 
@@ -138,13 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(run=_generate)
 
     bench = sub.add_parser("bench", help="run a benchmark; writes JSON and a PNG plot")
-    bench.add_argument("name", choices=("memory", "profile-cost", "rank"))
+    bench.add_argument(
+        "name",
+        choices=("memory", "profile-cost", "rank", "pipeline", "freshness", "serving", "scale"),
+    )
     bench.add_argument("--json", help="output path (default benchmarks/results/<name>.json)")
     bench.add_argument("--users", type=int, default=10_000)
     bench.add_argument("--items", type=int, default=2_000)
     bench.add_argument("--sessions", type=int, default=3, help="sessions per user (memory)")
-    bench.add_argument("--events", type=int, default=100_000, help="events (profile-cost)")
+    bench.add_argument(
+        "--events", type=int, help="events (profile-cost 100,000; pipeline 200,000; scale 50,000)"
+    )
     bench.add_argument("--seed", type=int, default=7)
+    from benchmarks.suite import add_bench_options
+
+    add_bench_options(bench)
     bench.set_defaults(run=_bench)
 
     evaluate = sub.add_parser(

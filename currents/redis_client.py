@@ -37,3 +37,9 @@ def create_redis(url: str, *, timeout_s: float = 2.0, **extra: Any) -> AsyncRedi
     if is_cluster_url(url):
         return RedisCluster.from_url(_strip_cluster_flag(url), **options)
     return aioredis.Redis.from_url(url, **options)
+
+
+def transactional(redis: AsyncRedis) -> bool:
+    """Whether MULTI/EXEC may span keys: yes on one Redis; a Cluster runs a transaction
+    only within one hash slot, so there multi-key writes go as a plain pipeline."""
+    return not isinstance(redis, RedisCluster)

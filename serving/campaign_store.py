@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from currents import keys
-from currents.redis_client import AsyncRedis
+from currents.redis_client import AsyncRedis, transactional
 from triggers.campaigns import Campaign
 
 
@@ -59,7 +59,7 @@ class CampaignStore:
         if body is None:
             record["deleted"] = True
         blob = orjson.dumps(record)
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=transactional(self.redis))
         if body is None:
             pipe.hdel(keys.campaigns(), campaign_id)
         else:

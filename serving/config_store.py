@@ -15,7 +15,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from currents import keys
-from currents.redis_client import AsyncRedis
+from currents.redis_client import AsyncRedis, transactional
 from currents.text import as_text
 from serving.business_rules import Rule
 from serving.experiments import Experiment
@@ -68,7 +68,7 @@ class ConfigStore:
         self.version = version
 
     async def _write(self, table: str, name: str, value: bytes | None) -> None:
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=transactional(self.redis))
         if value is None:
             pipe.hdel(table, name)
         else:

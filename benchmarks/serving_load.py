@@ -1,0 +1,221 @@
+"""`currents bench serving`: recommendation latency under open-loop load, while ingesting.
+
+A worker and the API run as subprocesses. The catalog and a history of synthetic shoppers
+are ingested first; then, while more events keep arriving at ``--ingest-rate``, a load
+generator in its own process (benchmarks/loadgen.py) sends
+``GET /v1/users/{id}/recommendations`` for a mix of known (80 %) and unknown (20 %) users:
+
+- open loop at each rate of ``--rates`` for ``--step`` seconds, latency counted from each
+  request's scheduled time (no coordinated omission);
+- closed loop (32 connections) for the maximum throughput, against the recommendations
+  route and against ``/healthz`` (no I/O) of the same server, the reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from tqdm import tqdm
+
+from benchmarks.common import bench_servers, line_plot, print_table, write_results
+from benchmarks.generator import SyntheticShop, user_id
+from benchmarks.harness import (
+    REPO,
+    Run,
+    batched_records,
+    flush,
+    handled,
+    load_definitions,
+    log_root,
+    new_run,
+    redis_client,
+    require_empty,
+    require_loopback,
+)
+
+HISTORY_EVENTS = 30_000
+KNOWN_SHARE = 0.8
+CONNECTIONS = 32
+TICK_S = 0.05
+NOOP_RATE = 1000.0
+
+
+def request_paths(users: int, count: int = 5000, seed: int = 5) -> list[str]:
+    """Recommendation paths for known users (those with history) and unknown ones.
+
+    >>> paths = request_paths(100, count=1000)
+    >>> sum("/user-" in p for p in paths) / len(paths) > 0.7
+    True
+    """
+    rng = random.Random(seed)
+    paths = []
+    for _ in range(count):
+        if rng.random() < KNOWN_SHARE:
+            who = user_id(rng.randrange(users))
+        else:
+            who = f"stranger-{rng.randrange(10**9)}"
+        paths.append(f"/v1/users/{who}/recommendations?n=10")
+    return paths
+
+
+async def _ingest(
+    run: Run, shop: SyntheticShop, rate: float, stop: asyncio.Event, history: int
+) -> int:
+    """The catalog and ``history`` events at full speed, then ``rate`` events/s until
+    ``stop``; returns events produced."""
+    assert run.servers.bootstrap is not None
+    topic, partitions = run.settings.events_topic, run.settings.events_partitions
+    producer = AIOKafkaProducer(bootstrap_servers=run.servers.bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    produced = 0
+
+    async def send(events: list[dict[str, Any]]) -> None:
+        nonlocal produced
+        for key, value, partition in batched_records(events, partitions):
+            await producer.send(topic, value, key=key, partition=partition)
+        produced += len(events)
+
+    try:
+        now_ms = int(time.time() * 1000) - 3_600_000
+        await send(shop.catalog_events(now_ms))
+        sessions = shop.stream(now_ms, session_gap_ms=50, warm_up_users=shop.n_users)
+        await send(list(islice(sessions, history)))
+        await producer.flush()
+        budget = 0.0
+        while not stop.is_set():
+            tick = time.monotonic()
+            budget += rate * TICK_S
+            count = int(budget)
+            budget -= count
+            stamp = int(time.time() * 1000)
+            await send([dict(e, timestamp=stamp) for e in islice(sessions, count)])
+            await asyncio.sleep(max(0.0, TICK_S - (time.monotonic() - tick)))
+    finally:
+        await producer.stop()
+    return produced
+
+
+async def _measure(
+    run: Run, rates: list[float], step_s: float, ingest_rate: float, users: int, items: int
+) -> dict[str, Any]:
+    shop = SyntheticShop(users=users, items=items, seed=13)
+    stop = asyncio.Event()
+    history = min(HISTORY_EVENTS, users * 10)
+    ingest = asyncio.create_task(_ingest(run, shop, ingest_rate, stop, history))
+    counters = redis_client(run.servers.redis_url)
+    try:
+        wanted = items + history
+        with tqdm(total=wanted, desc="history", unit="ev") as bar:
+            done = 0
+            while done < wanted:
+                run.check_alive()
+                if ingest.done():
+                    await ingest  # surfaces a producer failure
+                now = handled(counters)
+                bar.update(now - done)
+                done = now
+                await asyncio.sleep(0.2)
+        plan = {
+            "host": "127.0.0.1",
+            "port": int(run.api_url.rsplit(":", 1)[1]),
+            "api_key": run.api_key,
+            "paths": request_paths(users),
+            "noop_path": "/healthz",
+            "noop_rate": NOOP_RATE,
+            "rates": rates,
+            "step_s": step_s,
+            "connections": CONNECTIONS,
+        }
+        plan_path, out_path = run.log_dir / "plan.json", run.log_dir / "loadgen.json"
+        plan_path.write_bytes(orjson.dumps(plan))
+        print(f"load generator: rates {rates}, {step_s:.0f} s each, ingest {ingest_rate:,.0f} ev/s")
+        generator = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "benchmarks.loadgen", str(plan_path), str(out_path), cwd=REPO
+        )
+        if await generator.wait() != 0:
+            raise SystemExit("the load generator failed")
+        ingested_before = handled(counters)
+        stop.set()
+        produced = await ingest
+        result: dict[str, Any] = orjson.loads(out_path.read_bytes())
+        result["ingested_events"] = produced
+        result["handled_events"] = ingested_before
+        return result
+    finally:
+        stop.set()
+        counters.close()
+        if not ingest.done():
+            ingest.cancel()
+
+
+def run(
+    rates: list[float],
+    step_s: float,
+    ingest_rate: float,
+    users: int,
+    items: int,
+    out: Path | None,
+) -> dict[str, Any]:
+    with bench_servers() as servers, log_root() as logs:
+        require_loopback(servers.bootstrap, servers.redis_url)
+        require_empty(servers.redis_url)
+        asyncio.run(load_definitions(servers.redis_url))
+        engine = new_run(servers, logs)
+        try:
+            engine.spawn("worker", "worker")
+            engine.spawn("api", "api")
+            engine.wait_api()
+            measured = asyncio.run(_measure(engine, rates, step_s, ingest_rate, users, items))
+        finally:
+            engine.stop()
+            flush(servers.redis_url)
+    max_rps, noop_max = measured["max"]["rps"], measured["noop_max"]["rps"]
+    at_1000 = next((r for r in measured["rates"] if r["rps"] == 1000), None)
+    result = {
+        "rates": measured["rates"],
+        "max_rps": max_rps,
+        "noop_max_rps": noop_max,
+        "ratio": round(max_rps / noop_max, 3) if noop_max else 0.0,
+        "noop_rates": measured["noop_rates"],
+        "ingest_rate": ingest_rate,
+        "users": users,
+        "targets": {
+            "p99_le_10ms_at_1000rps": bool(at_1000 and at_1000["p99_ms"] <= 10),
+            "max_rps_ge_0.6_noop": bool(noop_max and max_rps >= 0.6 * noop_max),
+        },
+    }
+    path = write_results("serving", result, out)
+    png = line_plot(
+        path,
+        f"Recommendations, open loop, ingesting {ingest_rate:,.0f} ev/s",
+        [r["rps"] for r in result["rates"]],
+        {
+            "p50": [r["p50_ms"] for r in result["rates"]],
+            "p99": [r["p99_ms"] for r in result["rates"]],
+        },
+        "offered requests/s",
+        "ms (from scheduled send)",
+    )
+    rows = [
+        (
+            f"{r['rps']:,.0f} rps",
+            f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:8.2f} ms  errors {r['errors']}",
+        )
+        for r in result["rates"]
+    ]
+    rows += [
+        ("max rps (reco)", f"{max_rps:,}"),
+        ("max rps (noop)", f"{noop_max:,}"),
+        ("ratio", str(result["ratio"])),
+    ]
+    rows += [(k, "met" if v else "MISSED") for k, v in result["targets"].items()]
+    print_table([*rows, ("json", str(path)), ("plot", str(png))])
+    return result
