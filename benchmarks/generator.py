@@ -126,7 +126,8 @@ class SyntheticShop:
         rng = self.rng
         anonymous = not identified and rng.random() < ANONYMOUS_SESSION_SHARE
         who: dict[str, str] = (
-            {"anonymous_id": f"anon-{uuid.UUID(int=int(rng.integers(2**63))).hex[:12]}"}
+            # The low digits: a 63-bit draw leaves the high ones of a 128-bit UUID zero.
+            {"anonymous_id": f"anon-{uuid.UUID(int=int(rng.integers(2**63))).hex[-12:]}"}
             if anonymous
             else {"user_id": user_id(user_index)}
         )

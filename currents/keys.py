@@ -89,6 +89,12 @@ def worker_heartbeats(group: str) -> str:
     return f"{PREFIX}:workers:{group}"
 
 
+def consumer_progress(group: str, topic: str) -> str:
+    """Hash: partition -> offset of the last record whose effects are in Redis, written with
+    the batch's writes; a worker commits it to Kafka when it is assigned the partition."""
+    return f"{PREFIX}:progress:{_escape(group)}:{_escape(topic)}"
+
+
 def counters() -> str:
     """Hash: engine-wide counters (events processed, DLQ, per type)."""
     return f"{PREFIX}:counters"

@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -22,10 +22,26 @@ from currents.redis_client import AsyncRedis, create_redis
 from currents.settings import Settings
 from schemas.profile import UserState
 from streams.handler import BatchHandler, RawRecord
+from streams.offsets import plan_commits
 from streams.processor import BatchProcessor, Outbound
 from streams.sink import RedisSink
 
 log = logging.getLogger("currents.worker")
+
+
+class CurrentsApp(faust.App):
+    """A Faust app that lets Redis correct the committed offsets of newly assigned
+    partitions before Faust seeks to them (streams/offsets.py)."""
+
+    before_assignment: Callable[[set[Any]], Awaitable[None]] | None = None
+
+    async def _on_partitions_assigned(self, assigned: set[Any], generation_id: int = 0) -> None:
+        if self.before_assignment is not None and assigned and not self.should_stop:
+            try:
+                await self.before_assignment(assigned)
+            except Exception as error:  # dedup still guards; never fail the rebalance
+                log.warning("offset sync failed", extra={"error": repr(error)[:200]})
+        await super()._on_partitions_assigned(assigned, generation_id)
 
 
 def worker_id() -> str:
@@ -39,7 +55,7 @@ def faust_broker_url(bootstrap: str) -> str:
 def create_app(settings: Settings) -> faust.App:
     bootstrap, redis_url = settings.require_servers()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = CurrentsApp(
         settings.worker_group,
         broker=faust_broker_url(bootstrap),
         store="memory://",
@@ -96,6 +112,42 @@ def create_app(settings: Settings) -> faust.App:
             partition = partition_for(user_id, settings.events_partitions)
         return partition in owned_partitions()
 
+    progress_key = keys.consumer_progress(settings.worker_group, settings.events_topic)
+
+    async def sync_offsets(assigned: set[Any]) -> None:
+        ours = sorted(
+            (tp for tp in assigned if tp.topic == settings.events_topic), key=lambda t: t.partition
+        )
+        if not ours:
+            return
+        raw = await redis().hmget(progress_key, [str(tp.partition) for tp in ours])
+        applied = {tp.partition: int(v) for tp, v in zip(ours, raw, strict=True) if v is not None}
+        if not applied:
+            return
+        consumer: Any = app.consumer
+        committed_by_tp = await consumer.seek_to_committed()
+        by_partition = {tp.partition: tp for tp in ours}
+        committed = {
+            tp.partition: committed_by_tp.get(tp) for tp in ours if tp.partition in applied
+        }
+        commits, forget = plan_commits(committed, applied)
+        if forget:
+            log.warning(
+                "broker has no commits where redis has progress; assuming recreated topics",
+                extra={"partitions": forget},
+            )
+            await redis().hdel(progress_key, *(str(p) for p in forget))
+        if commits:
+            await consumer._thread.commit({by_partition[p]: o for p, o in commits.items()})
+            log.info(
+                "committed offsets moved to what redis holds",
+                extra={
+                    "moves": {p: [committed[p], offset] for p, offset in commits.items()},
+                },
+            )
+
+    app.before_assignment = sync_offsets
+
     def handler() -> BatchHandler:
         if "handler" not in resources:
             resources["handler"] = BatchHandler(
@@ -104,6 +156,7 @@ def create_app(settings: Settings) -> faust.App:
                 send,
                 dlq_topic=settings.dlq_topic,
                 source_topic=settings.events_topic,
+                progress_key=progress_key,
             )
         return resources["handler"]
 

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from currents import keys
 from currents.redis_reads import fetch_reads
 from currents.text import as_text
-from currents.writes import HashIncr, Write, ZRemove, coalesce
+from currents.writes import HashIncr, HashSet, Write, ZRemove, coalesce
 from profiles.segments import SegmentDefinition, SegmentRegistry
 from profiles.view import Tertiles
 from schemas.profile import UserState
@@ -84,6 +84,7 @@ class BatchHandler:
         *,
         dlq_topic: str,
         source_topic: str,
+        progress_key: str | None = None,
         clock: Callable[[], int] = now_ms,
         max_backoff_s: float = 5.0,
     ) -> None:
@@ -92,6 +93,7 @@ class BatchHandler:
         self.send = send
         self.dlq_topic = dlq_topic
         self.source_topic = source_topic
+        self.progress_key = progress_key
         self.clock = clock
         self.max_backoff_s = max_backoff_s
         self.stopping = False
@@ -109,19 +111,24 @@ class BatchHandler:
         started = time.perf_counter()
         events: list[PositionedEvent] = []
         dead: list[DeadLetter] = []
+        last_offsets: dict[int, int] = {}
         for record in records:
+            last_offsets[record.partition] = max(
+                record.offset, last_offsets.get(record.partition, -1)
+            )
             decoded, rejected = decode_record(record.value, record.partition, record.offset)
             events.extend(decoded)
             dead.extend(rejected)
 
         async with self.lock:
             try:
-                results = [await self._retrying(functools.partial(self._apply, events, dead))]
+                apply = functools.partial(self._apply, events, dead, last_offsets)
+                results = [await self._retrying(apply)]
             except (RedisError, OSError):
                 raise
             except Exception:
                 log.exception("batch failed; applying its events one by one")
-                results = await self._isolate(events, dead)
+                results = await self._isolate(events, dead, last_offsets)
         if any(r.touched_categories for r in results):
             self.tertiles = await self._retrying(self.sink.read_tertiles)
         return BatchStats(
@@ -132,7 +139,12 @@ class BatchHandler:
             time.perf_counter() - started,
         )
 
-    async def _apply(self, events: list[PositionedEvent], dead: list[DeadLetter]) -> BatchResult:
+    async def _apply(
+        self,
+        events: list[PositionedEvent],
+        dead: list[DeadLetter],
+        last_offsets: dict[int, int] | None = None,
+    ) -> BatchResult:
         """Read, fold, send, write: one attempt at a batch (retried on Redis errors)."""
         user_keys = user_keys_of(events)
         users, catalog = await self.sink.read(user_keys, items_of(events))
@@ -156,7 +168,7 @@ class BatchHandler:
         if outbound:
             await self.send(outbound)
         extra: list[Write] = [HashIncr(keys.counters(), "dlq", len(letters))] if letters else []
-        await self.sink.apply(coalesce(result.writes + extra))
+        await self.sink.apply(coalesce(result.writes + extra), self._progress(last_offsets))
         self._post_webhooks(result)
         if result.touched_categories:
             await self.sink.refresh_tertiles(sorted(result.touched_categories))
@@ -245,7 +257,7 @@ class BatchHandler:
         await self.send([Outbound(topic, promotion["user_id"].encode(), value)])
 
     async def _isolate(
-        self, events: list[PositionedEvent], dead: list[DeadLetter]
+        self, events: list[PositionedEvent], dead: list[DeadLetter], last_offsets: dict[int, int]
     ) -> list[BatchResult]:
         """A bug must not become a poison pill: apply events singly and dead-letter the
         ones that still fail, with the error, so the worker keeps going."""
@@ -269,7 +281,15 @@ class BatchHandler:
                 )
                 report = functools.partial(self._apply, [], [letter])
                 results.append(await self._retrying(report))
+        # Only now is the whole batch in Redis: its offsets may say so.
+        results.append(await self._retrying(functools.partial(self._apply, [], [], last_offsets)))
         return results
+
+    def _progress(self, last_offsets: dict[int, int] | None) -> list[Write]:
+        if not last_offsets or self.progress_key is None:
+            return []
+        mapping = {str(p): offset for p, offset in sorted(last_offsets.items())}
+        return [HashSet(self.progress_key, mapping)]  # type: ignore[arg-type]
 
     def _dead_letter(self, letter: DeadLetter) -> Outbound:
         return Outbound(self.dlq_topic, b"", letter.to_bytes(self.source_topic))

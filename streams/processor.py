@@ -140,8 +140,6 @@ class BatchProcessor:
         }
         counters: Counter[str] = Counter()
         counters_by_experiment: Counter[tuple[str, str]] = Counter()
-        firings: dict[str, list[Firing]] = {}
-        trigger_events: dict[str, dict[str, Any]] = {}
 
         for positioned in batch.events:
             event = positioned.event
@@ -158,7 +156,6 @@ class BatchProcessor:
             if event.type == "user_erased":
                 self._erase(user_key, batch, result)
                 changed.pop(user_key, None)
-                firings.pop(user_key, None)
                 result.applied += 1
                 result.by_type[event.type] += 1
                 continue
@@ -216,10 +213,14 @@ class BatchProcessor:
                 fired, timer_writes = self.triggers.on_event(
                     user_key, event, before, state, category
                 )
-                firings.setdefault(user_key, []).extend(fired)
-                if fired:
-                    trigger_events[user_key] = event_view(event)
                 result.writes.extend(timer_writes)
+                if fired:
+                    # Decided at the event, on the event's clock: where batches end, or
+                    # how late the worker runs, must not change what is sent (a replay
+                    # after a crash gives the same promotions, caps and attribution).
+                    self._deliver(
+                        user_key, fired, state, event.ts, batch.tertiles, event_view(event), result
+                    )
             changed.setdefault(user_key, existed)
             result.applied += 1
             result.by_type[event.type] += 1
@@ -233,8 +234,6 @@ class BatchProcessor:
                 batch.tertiles,
                 result,
                 reason="event",
-                firings=firings.get(user_key, []),
-                trigger_event=trigger_events.get(user_key),
             )
         self._count(result, counters)
         for (experiment, field_name), amount in sorted(counters_by_experiment.items()):
@@ -347,10 +346,7 @@ class BatchProcessor:
             firings += due_firings
             result.writes.extend(timer_writes)
         if firings or state.promotions:
-            profile = LazyProfile(user_key, state, now, self.rules, tertiles, top=None)
-            delivery = self.triggers.deliver(user_key, firings, state, profile, trigger_event, now)
-            result.writes.extend(delivery.writes)
-            result.promotions += [(user_key, promotion) for promotion in delivery.promotions]
+            self._deliver(user_key, firings, state, now, tertiles, trigger_event, result)
         due = next_change_at(state, now, self.rules)
         if due is None:
             result.writes.append(ZRemove(keys.sweep_schedule(), (user_key,)))
@@ -359,6 +355,21 @@ class BatchProcessor:
         result.writes.append(Put(keys.user_profile(user_key), state.to_bytes()))
 
     # --- promotions ----------------------------------------------------------------------------
+    def _deliver(
+        self,
+        user_key: str,
+        firings: list[Firing],
+        state: UserState,
+        now: int,
+        tertiles: Tertiles,
+        event: dict[str, Any] | None,
+        result: BatchResult,
+    ) -> None:
+        profile = LazyProfile(user_key, state, now, self.rules, tertiles, top=None)
+        delivery = self.triggers.deliver(user_key, firings, state, profile, event, now)
+        result.writes.extend(delivery.writes)
+        result.promotions += [(user_key, promotion) for promotion in delivery.promotions]
+
     def settle(
         self,
         result: BatchResult,

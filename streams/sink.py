@@ -106,16 +106,26 @@ class RedisSink:
         raw = await self.redis.hgetall(keys.price_tertiles())
         return parse_tertiles(raw)
 
-    async def apply(self, writes: Sequence[Write]) -> None:
+    async def apply(self, writes: Sequence[Write], progress: Sequence[Write] = ()) -> None:
         """Apply ``writes`` in order: one script call on a single Redis (atomic); on a
-        Cluster, one call per hash slot, pipelined (atomic per slot only)."""
-        if not writes:
+        Cluster, one call per hash slot, pipelined (atomic per slot only).
+
+        ``progress`` (the consumer offsets these writes cover) lands in the same script
+        on a single Redis; on a Cluster it goes after the writes have all landed, so it
+        is never ahead of them."""
+        if not writes and not progress:
             return
         if self._script is None:
             self._script = self.redis.register_script(APPLY_WRITES_LUA)
         if self.transactional:
-            keys_, args = encode(writes)
+            keys_, args = encode([*writes, *progress])
             await self._call_packed(pack_evalsha(self._script.sha, keys_, args))
+            return
+        await self._apply_per_slot(writes)
+        await self._apply_per_slot(progress)
+
+    async def _apply_per_slot(self, writes: Sequence[Write]) -> None:
+        if not writes:
             return
         by_slot: dict[int, list[Write]] = defaultdict(list)
         for write in writes:

@@ -130,6 +130,9 @@ class TriggerEngine:
         self.daily_cap = daily_cap
         self.default_zone = default_zone
         self.attribution_ms = attribution_ms
+        # promotion id -> the campaign arm record its exposure replaced, until the Redis
+        # checks confirm or revoke the promotion (within one batch).
+        self._replaced_arms: dict[str, str | None] = {}
         self.conditions = {
             cid: compile_condition(
                 c.condition,
@@ -347,7 +350,7 @@ class TriggerEngine:
         if not firings:
             return delivery
         context = TriggerContext(profile, event)
-        consent = state.traits.get("marketing_consent", [False])[0] is True
+        consent = marketing_allowed(state)
         sent_ids = {p["promotion_id"] for p in state.promotions}
         known = [f for f in firings if f.campaign_id in self.campaigns]
         ordered = sorted(
@@ -412,6 +415,10 @@ class TriggerEngine:
                 now=now,
             )
             state.campaign_sends.setdefault(firing.campaign_id, []).append(now)
+            # Exposed at once, so a later order in the same batch is attributed exactly as
+            # it would be in a batch of its own; a revoked promotion restores the record.
+            self._replaced_arms[promotion_id] = state.campaign_arms.get(firing.campaign_id)
+            expose(state, firing.campaign_id, "treatment", now)
             del state.campaign_sends[firing.campaign_id][:-50]
             state.promotions.append(promotion)
             del state.promotions[:-PROMOTIONS_KEPT]
@@ -421,8 +428,9 @@ class TriggerEngine:
         return delivery
 
     def confirm(self, state: UserState, promotion: dict[str, Any]) -> None:
-        """A promotion cleared the Redis checks: its exposure starts the attribution."""
-        expose(state, promotion["campaign_id"], "treatment", promotion["created_at"])
+        """A promotion cleared the Redis checks: its exposure (made when it was decided)
+        stands."""
+        self._replaced_arms.pop(promotion["promotion_id"], None)
         campaign = self.campaigns.get(promotion["campaign_id"])
         if campaign is not None and "onsite" not in campaign.action.channels:
             state.promotions = [p for p in state.promotions if p is not promotion]
@@ -433,6 +441,11 @@ class TriggerEngine:
         state.promotions = [
             p for p in state.promotions if p["promotion_id"] != promotion["promotion_id"]
         ]
+        replaced = self._replaced_arms.pop(promotion["promotion_id"], None)
+        if replaced is None:
+            state.campaign_arms.pop(promotion["campaign_id"], None)
+        else:
+            state.campaign_arms[promotion["campaign_id"]] = replaced
         sends = state.campaign_sends.get(promotion["campaign_id"], [])
         if promotion["created_at"] in sends:
             sends.remove(promotion["created_at"])

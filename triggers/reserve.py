@@ -29,38 +29,41 @@ from currents.redis_client import AsyncRedis
 SENDS_TTL_MS = 366 * 86_400_000
 DAY_MS = 86_400_000
 
-# KEYS[1] user sends; ARGV: now, day ms, daily cap, ttl ms, then per promotion:
-# member, campaign prefix ("<campaign>|"), window start, cap count. Returns 1/0 each.
+# KEYS[1] user sends; ARGV: newest promotion time, day ms, daily cap, ttl ms, then per
+# promotion: member, campaign prefix ("<campaign>|"), window start, cap count, its time.
+# Each promotion is scored and counted at its own (event) time, so the answers do not
+# depend on which promotions happen to share a batch. Returns 1/0 each.
 CAPS_LUA = """
 local key = KEYS[1]
-local now = tonumber(ARGV[1])
-local day_start = now - tonumber(ARGV[2])
+local newest = tonumber(ARGV[1])
+local day_ms = tonumber(ARGV[2])
 local daily_cap = tonumber(ARGV[3])
 local granted = {}
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - tonumber(ARGV[4]))
+redis.call('ZREMRANGEBYSCORE', key, '-inf', newest - tonumber(ARGV[4]))
 local i = 5
 while i <= #ARGV do
   local member, prefix = ARGV[i], ARGV[i + 1]
   local window_start, cap = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local at = tonumber(ARGV[i + 4])
   if redis.call('ZSCORE', key, member) then
     granted[#granted + 1] = 1
   else
-    local ok = redis.call('ZCOUNT', key, '(' .. day_start, '+inf') < daily_cap
+    local ok = redis.call('ZCOUNT', key, '(' .. (at - day_ms), at) < daily_cap
     if ok then
       local used = 0
-      for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '(' .. window_start, '+inf')) do
+      for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '(' .. window_start, at)) do
         if string.sub(m, 1, #prefix) == prefix then used = used + 1 end
       end
       ok = used < cap
     end
     if ok then
-      redis.call('ZADD', key, now, member)
+      redis.call('ZADD', key, at, member)
       granted[#granted + 1] = 1
     else
       granted[#granted + 1] = 0
     end
   end
-  i = i + 4
+  i = i + 5
 end
 redis.call('PEXPIRE', key, tonumber(ARGV[4]))
 return granted
@@ -114,15 +117,16 @@ class Reserver:
             self._budget = self.redis.register_script(BUDGET_LUA)
         refused: dict[str, str] = {}
         by_user: dict[str, list[Request]] = defaultdict(list)
-        for request in requests:
+        for request in sorted(requests, key=lambda r: (r.now, r.promotion_id)):
             by_user[request.user_id].append(request)
         pipe = self.redis.pipeline(transaction=False)
         users = sorted(by_user)
         for user in users:
             batch = by_user[user]
-            args: list[Any] = [batch[0].now, DAY_MS, self.daily_cap, SENDS_TTL_MS]
+            newest = max(r.now for r in batch)
+            args: list[Any] = [newest, DAY_MS, self.daily_cap, SENDS_TTL_MS]
             for r in batch:
-                args += [_member(r), f"{r.campaign_id}|", r.now - r.window_ms, r.cap]
+                args += [_member(r), f"{r.campaign_id}|", r.now - r.window_ms, r.cap, r.now]
             await self._caps(keys=[keys.user_campaign_sends(user)], args=args, client=pipe)
         for user, answers in zip(users, await pipe.execute(), strict=True):
             for request, ok in zip(by_user[user], answers, strict=True):

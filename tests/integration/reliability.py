@@ -40,7 +40,12 @@ ORDER_DEPENDENT_SUFFIXES = (":mf",)
 # Bookkeeping that legitimately differs between a clean and a crashed pass: worker
 # heartbeats, definitions stamped with the time the test stored them, and backfill
 # progress (a restarted worker re-evaluates every segment once).
-VOLATILE_KEYS = ("currents:workers:", "currents:campaigns", "currents:campaign:thanks:versions")
+VOLATILE_KEYS = (
+    "currents:workers:",
+    "currents:progress:",  # named after each pass's own consumer group
+    "currents:campaigns",
+    "currents:campaign:thanks:versions",
+)
 VOLATILE_SUFFIXES = (":backfill",)
 # Segment-scoped trending counts an event for the segments its user held when the batch
 # began, so batch boundaries move it (docs/reliability.md); every other scope is exact.
@@ -99,11 +104,12 @@ def produce(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
     asyncio.run(send())
 
 
-def rewind(bootstrap: str, topic: str, group: str, records: int) -> int:
+def rewind(bootstrap: str, topic: str, group: str, records: int) -> dict[int, int]:
     """Move the group's committed offsets back by ``records`` in all, spread over the
-    partitions (the group must have no live member). Returns how many were rewound."""
+    partitions (the group must have no live member). Returns the new offset of each
+    partition."""
 
-    async def move() -> int:
+    async def move() -> dict[int, int]:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
         )
@@ -114,8 +120,8 @@ def rewind(bootstrap: str, topic: str, group: str, records: int) -> int:
             committed = {tp: await consumer.committed(tp) or 0 for tp in partitions}
             share = -(-records // PARTITIONS)
             target = {tp: max(0, offset - share) for tp, offset in committed.items()}
-            await consumer.commit({tp: offset for tp, offset in target.items()})
-            return sum(committed[tp] - target[tp] for tp in partitions)
+            await consumer.commit(dict(target))
+            return {tp.partition: offset for tp, offset in target.items()}
         finally:
             await consumer.stop()
 
