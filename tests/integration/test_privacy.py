@@ -127,6 +127,10 @@ def test_erasure_removes_every_key_and_a_replay_does_not_resurrect(
     entry = next(f for f in audit if f[b"subject"] == pseudonym(user).encode())
     assert entry[b"action"] == b"erase" and entry[b"by"] == b"admin"
     assert all(user.encode() not in value for f in audit for value in f.values())
+    for name in ("worker", "api"):  # logs carry pseudonyms, never ids or keys
+        text = (engine.log_dir / f"{name}.log").read_text(errors="replace")
+        assert user not in text
+        assert not any(secret in text for secret in engine.keys.values())
 
 
 def test_erasure_clears_segment_membership(engine: Engine, unique: str) -> None:
