@@ -154,7 +154,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    rank = max(1, math.ceil(round(q / 100 * len(ordered), 9)))  # no float noise
     return ordered[min(rank, len(ordered)) - 1]
 
 

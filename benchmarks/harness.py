@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -279,10 +280,27 @@ async def load_definitions(redis_url: str) -> tuple[int, int]:
     return len(segments), len(campaigns)
 
 
-# Keys whose content depends on wall-clock time or on the order in which a shared item's
-# updates interleave across partitions (SGD on item factors, and the user factors learnt
-# against them), not on the events: left out of the state comparison.
-VOLATILE_PATTERNS = (":workers:", ":rec:", ":mf:", ":segment:", "backfill")
+# Keys whose content depends on wall-clock time or on run names, not on the events:
+# heartbeats, served-list records, segment backfill progress, consumer progress (named
+# by group and topic), and campaign definitions (stamped with their load time).
+VOLATILE_PATTERNS = (
+    ":workers:",
+    ":rec:",
+    "backfill",
+    ":progress:",
+    "currents:campaigns",
+    ":versions",
+)
+
+
+def key_family(name: str) -> str:
+    """A key with its ids and generations starred, to summarise differences.
+
+    >>> key_family("{i:sku-00001}:co:viewed:g12"), key_family("{u:user-7}:profile")
+    ('{i:*}:co:viewed:g*', '{u:*}:profile')
+    """
+    name = re.sub(r"\{([ui]):[^}]*\}", r"{\1:*}", name)
+    return re.sub(r":g\d+", ":g*", name)
 
 
 def key_digests(url: str) -> dict[str, str]:

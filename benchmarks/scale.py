@@ -20,20 +20,24 @@ import contextlib
 import random
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis as sync_redis
 from tqdm import tqdm
 
 from benchmarks.common import BenchServers, bar_plot, bench_servers, print_table, write_results
 from benchmarks.harness import (
+    Run,
     batched_records,
     flush,
     generate_events,
     handled,
     key_digests,
+    key_family,
     load_definitions,
     log_root,
     new_run,
@@ -48,6 +52,7 @@ from currents.embedded import ServerProcess, die_with_parent, port_open, redis_b
 
 SLOTS = 16_384
 JOIN_SETTLE_S = 2.0
+STALL_S = 30.0
 
 
 @contextlib.contextmanager
@@ -132,6 +137,33 @@ def _cluster_ok(client: sync_redis.Redis, nodes: int) -> bool:
     return info.get("cluster_state") == "ok" and known == nodes
 
 
+def _wait_handled(run: Run, client: Any, wanted: int, bar: tqdm[Any] | None = None) -> int:
+    """Poll the handled counter until ``wanted``, or until it stalls for STALL_S."""
+    done = handled(client)
+    last_progress = time.monotonic()
+    while done < wanted and time.monotonic() - last_progress < STALL_S:
+        run.check_alive()
+        time.sleep(0.05)
+        now = handled(client)
+        if now > done:
+            last_progress = time.monotonic()
+            if bar is not None:
+                bar.update(now - done)
+        done = now
+    return done
+
+
+def _worker_error(run: Run, workers: int) -> str:
+    """The last exception a worker logged, for the report of a stalled run."""
+    for index in range(workers):
+        for line in reversed(run.log_tail(f"worker-{index}", 200).splitlines()):
+            with contextlib.suppress(ValueError):
+                record = orjson.loads(line)
+                if record.get("exc"):
+                    return str(record["exc"]).strip().splitlines()[-1][:300]
+    return "no progress and no error logged"
+
+
 def measure(
     servers: BenchServers,
     logs: Path,
@@ -149,6 +181,8 @@ def measure(
     client = redis_client(servers.redis_url)
     heartbeats = keys.worker_heartbeats(run.settings.worker_group)
     topic = run.settings.events_topic
+    wanted = len(catalog) + len(events)
+    error = None
     try:
         for index in range(workers):
             run.spawn("worker", f"worker-{index}")
@@ -160,39 +194,37 @@ def measure(
             time.sleep(0.1)
         time.sleep(JOIN_SETTLE_S)
         asyncio.run(produce(servers.bootstrap, topic, batched_records(catalog, partitions)))
-        while handled(client) < len(catalog):
-            run.check_alive()
-            time.sleep(0.05)
-        records = batched_records(events, partitions)
-        wanted = len(catalog) + len(events)
-        started = time.perf_counter()
-        asyncio.run(produce(servers.bootstrap, topic, records, desc=f"{workers} worker(s)"))
-        done = handled(client)
-        with tqdm(total=wanted, initial=done, desc="handled", unit="ev") as bar:
-            while done < wanted and time.monotonic() < deadline + timeout_s:
-                run.check_alive()
-                time.sleep(0.05)
-                now = handled(client)
-                bar.update(now - done)
-                done = now
-        seconds = time.perf_counter() - started
+        done = _wait_handled(run, client, len(catalog))
+        seconds = 0.0
+        if done >= len(catalog):
+            records = batched_records(events, partitions)
+            started = time.perf_counter()
+            asyncio.run(produce(servers.bootstrap, topic, records, desc=f"{workers} worker(s)"))
+            with tqdm(total=wanted, initial=done, desc="handled", unit="ev") as bar:
+                done = _wait_handled(run, client, wanted, bar)
+            seconds = time.perf_counter() - started
+        if done < wanted:
+            error = _worker_error(run, workers)
+            print(f"  stalled at {done:,}/{wanted:,} events: {error}")
     finally:
         run.stop()
         client.close()
     digest, hashed = state_digest(servers.redis_url)
     return {
         "workers": workers,
-        "per_s": round((done - len(catalog)) / seconds),
+        "per_s": round((done - len(catalog)) / seconds) if seconds else 0,
         "complete": done >= wanted,
+        "error": error,
         "state_digest": digest,
         "keys_compared": hashed,
         "key_digests": key_digests(servers.redis_url),
     }
 
 
-def _differences(a: dict[str, str], b: dict[str, str], limit: int = 8) -> list[str]:
-    names = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    return names[:limit]
+def _differences(a: dict[str, str], b: dict[str, str]) -> dict[str, int]:
+    """Differing keys per family (ids starred), most first."""
+    families = Counter(key_family(k) for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return dict(families.most_common(10))
 
 
 def run(
@@ -233,6 +265,8 @@ def run(
             "keys_compared": measured["keys_compared"],
             "same_state": same,
         }
+        if measured["error"]:
+            result[name]["error"] = measured["error"]
         if not same:
             result[name]["differing_keys"] = _differences(
                 reference["key_digests"], measured["key_digests"]
