@@ -31,6 +31,7 @@ from profiles.consent import personalization_allowed
 from profiles.query import query_from_state
 from schemas.profile import UserState
 from serving.business_rules import Candidate, apply_rules
+from serving.cache import ReadCache
 from serving.config_store import ConfigStore, recommendation_record
 from serving.experiments import Experiment, Variant, assign
 
@@ -85,6 +86,7 @@ class Recommender:
         self.redis = redis
         self.config = config
         self.hybrid = Hybrid(build_models(settings), settings.blend)
+        self.cache = ReadCache()  # shared model reads, per process (serving/cache.py)
         self._pending: set[asyncio.Task[Any]] = set()
 
     async def query_for(self, user_id: str, now: int, **context: Any) -> tuple[Query, UserState]:
@@ -188,7 +190,7 @@ class Recommender:
     async def _rank(
         self, hybrid: Hybrid, query: Query, excluded: set[str], extra_items: list[str]
     ) -> tuple[list[Ranked], dict[Read, Any]]:
-        candidate_state = await fetch_reads(self.redis, hybrid.candidate_reads(query))
+        candidate_state = await self.cache.fetch(self.redis, hybrid.candidate_reads(query))
         proposals = hybrid.propose(query, candidate_state)
         pool = [item for item in proposals if item not in excluded]
         pool.sort(key=lambda item: -max(s.score for s in proposals[item].values()))
@@ -199,7 +201,7 @@ class Recommender:
         reads += [
             hgetall(keys.item_record(item)) for item in [*pool, *sorted(sources), *extra_items]
         ]
-        item_state = {**candidate_state, **await fetch_reads(self.redis, reads)}
+        item_state = {**candidate_state, **await self.cache.fetch(self.redis, reads)}
         reasons = {}
         for item in pool:
             reason = ContentModel.reason(query, _record(item_state, item))
