@@ -174,24 +174,42 @@ async def closed_loop(target: Target, connections: int, duration_s: float) -> di
     return {"rps": round(done / (time.monotonic() - started), 1), "errors": errors}
 
 
+async def drain(noop: Target, limit_s: float = 15.0) -> None:
+    """Wait until the server answers the no-op promptly again: an overloaded step leaves
+    a backlog that must not be charged to the next one."""
+    connection = await HttpConnection.open(noop.host, noop.port)
+    deadline = time.perf_counter() + limit_s
+    try:
+        while time.perf_counter() < deadline:
+            sent = time.perf_counter()
+            await connection.get(noop.requests[0])
+            if time.perf_counter() - sent < 0.02:
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        connection.close()
+
+
 async def run_plan(plan: dict[str, Any]) -> dict[str, Any]:
     host, port, key = plan["host"], plan["port"], plan["api_key"]
     reco = Target(host, port, [build_request(host, port, p, key) for p in plan["paths"]])
     noop = Target(host, port, [build_request(host, port, plan["noop_path"], key)])
     step, connections = plan["step_s"], plan["connections"]
-    await open_loop(reco, 200, 1.0)  # warm-up: connections, caches, JIT-free paths
+    await open_loop(reco, 200, 1.0)  # warm-up: connections, caches
+    noop_max = await closed_loop(noop, connections, step)
+    reco_max = await closed_loop(reco, connections, step)
+    print(f"  closed loop: reco {reco_max['rps']:,} rps, noop {noop_max['rps']:,} rps", flush=True)
+    await drain(noop)
+    noop_rates = [await open_loop(noop, plan["noop_rate"], step)]
     rates = []
     for rate in plan["rates"]:
+        await drain(noop)
         rates.append(await open_loop(reco, rate, step))
         done = rates[-1]
         print(
             f"  open loop {rate:>6,.0f} rps: p99 {done['p99_ms']:.1f} ms {done['failures']}",
             flush=True,
         )
-    noop_rates = [await open_loop(noop, plan["noop_rate"], step)]
-    noop_max = await closed_loop(noop, connections, step)
-    reco_max = await closed_loop(reco, connections, step)
-    print(f"  closed loop: reco {reco_max['rps']:,} rps, noop {noop_max['rps']:,} rps", flush=True)
     reco.close()
     noop.close()
     return {"rates": rates, "noop_rates": noop_rates, "max": reco_max, "noop_max": noop_max}
