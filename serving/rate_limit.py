@@ -12,9 +12,11 @@ only lets the window's tail go unused.
 100
 >>> lease_size(10)
 1
->>> granted_from(total=120, lease=100, limit=150)
-30
->>> granted_from(total=250, lease=100, limit=150)
+>>> granted_from(total=100, lease=100, limit=150)  # first lease: all of it
+100
+>>> granted_from(total=200, lease=100, limit=150)  # 100 leased before: 50 remain
+50
+>>> granted_from(total=300, lease=100, limit=150)
 0
 """
 

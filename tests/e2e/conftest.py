@@ -44,7 +44,9 @@ class Demo:
         return httpx.Client(base_url=self.api_url, headers={"X-API-Key": self.page_key})
 
 
-@pytest.fixture(scope="session")
+# Package scope: the demo (and its synthetic shoppers) and the browser's event loop end
+# with tests/e2e, before the other suites run.
+@pytest.fixture(scope="package")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     data_dir = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CURRENTS_")}
@@ -92,7 +94,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         output.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail(
