@@ -77,7 +77,7 @@ class CooccurrenceModel(OnlineModel):
     # --- learning --------------------------------------------------------------------------
     def learn(self, batch: Sequence[Interaction], state: State) -> list[Write]:
         writes: list[Write] = []
-        touched: set[str] = set()
+        sums: dict[tuple[str, str], float] = {}
         for interaction in batch:
             if interaction.weight <= 0:
                 continue
@@ -94,9 +94,12 @@ class CooccurrenceModel(OnlineModel):
                 if other == item:
                     continue
                 for source, target in ((item, other), (other, item)):
-                    key = keys.item_neighbours(source, kind, generation)
-                    writes.append(ZIncr(key, target, amount))
-                    touched.add(key)
+                    slot = (keys.item_neighbours(source, kind, generation), target)
+                    previous = sums.get(slot)
+                    sums[slot] = amount if previous is None else amount + previous
+        # Summed per (key, member) in first-seen and addition order, as coalesce would.
+        writes += [ZIncr(key, member, total) for (key, member), total in sums.items()]
+        touched = {key for key, _ in sums}
         writes += [ZKeepTop(key, self.neighbours) for key in sorted(touched)]
         return writes
 
