@@ -32,24 +32,24 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace, out: Path | None) -> None:
     if args.name == "pipeline":
-        from benchmarks import pipeline
+        from benchmarks.pipeline import run as run_pipeline
 
-        pipeline.run(
+        run_pipeline(
             args.events or 200_000, args.users, args.items, args.partitions, args.timeout, out
         )
     elif args.name == "freshness":
-        from benchmarks import freshness
+        from benchmarks.freshness import run as run_freshness
 
-        freshness.run(args.rate, args.duration, args.users, args.items, args.partitions, out)
+        run_freshness(args.rate, args.duration, args.users, args.items, args.partitions, out)
     elif args.name == "serving":
-        from benchmarks import serving_load
+        from benchmarks.serving_load import run as run_serving
 
         rates = [float(r) for r in args.rates.split(",") if r.strip()]
-        serving_load.run(rates, args.step, args.ingest_rate, args.users, args.items, out)
+        run_serving(rates, args.step, args.ingest_rate, args.users, args.items, out)
     elif args.name == "scale":
-        from benchmarks import scale
+        from benchmarks.scale import run as run_scale
 
-        scale.run(
+        run_scale(
             args.events or 50_000,
             args.users,
             args.items,
