@@ -22,10 +22,11 @@ only lets the window's tail go unused.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
@@ -53,6 +54,9 @@ class _Budget:
     window: int = -1
     remaining: int = 0
     exhausted: bool = False
+    # One lease in flight per key: concurrent requests wait for it instead of each
+    # leasing (and stranding) a block of the window's budget.
+    leasing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +85,15 @@ class RateLimiter:
         if budget.window != window:
             budget.window, budget.remaining, budget.exhausted = window, 0, False
         if budget.remaining == 0 and not budget.exhausted:
-            granted = await self._lease(key_name, window)
-            if granted is None:  # Redis is away: serving decides how to degrade, not us
-                return Decision(True)
-            budget.remaining = granted
-            budget.exhausted = granted < self.lease
+            async with budget.leasing:
+                if budget.window != window:  # the window turned while we waited
+                    budget.window, budget.remaining, budget.exhausted = window, 0, False
+                if budget.remaining == 0 and not budget.exhausted:
+                    granted = await self._lease(key_name, window)
+                    if granted is None:  # Redis is away: the route decides how to degrade
+                        return Decision(True)
+                    budget.remaining += granted
+                    budget.exhausted = granted < self.lease
         if budget.remaining > 0:
             budget.remaining -= 1
             return Decision(True)

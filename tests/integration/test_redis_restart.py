@@ -95,11 +95,13 @@ def test_redis_killed_under_load_recovers_with_nothing_lost(
         load.join(10)
         expected = dict(load.accepted)
         poll(
-            lambda: all(
-                profile_counts(engine, user).get("product_viewed") == count
-                for user, count in expected.items()
-            )
-            or None,
+            lambda: (
+                all(
+                    profile_counts(engine, user).get("product_viewed") == count
+                    for user, count in expected.items()
+                )
+                or None
+            ),
             timeout_s=60,
             what=f"every accepted event applied\n{engine.log_tail('worker')}",
         )

@@ -158,3 +158,19 @@ def test_cors_allows_only_configured_origins(guarded: Engine, engine: Engine) ->
             "/v1/users/u1/recommendations", headers={"Origin": SHOP, **preflight}
         )
         assert "access-control-allow-origin" not in response.headers
+
+
+def test_concurrent_requests_under_the_limit_are_all_admitted(
+    servers: Servers, unique: str
+) -> None:
+    """Many requests arriving together share one lease instead of each leasing a block."""
+
+    async def run() -> list[bool]:
+        redis = aioredis.Redis.from_url(servers.redis_url)
+        limiter = RateLimiter(redis, 1000)
+        await asyncio.sleep(1 - time.time() % 1 + 0.01)
+        decisions = await asyncio.gather(*(limiter.check(f"c-{unique}") for _ in range(300)))
+        await redis.aclose()
+        return [d.allowed for d in decisions]
+
+    assert all(asyncio.run(run()))
