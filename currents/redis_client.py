@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -9,6 +11,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 AsyncRedis = aioredis.Redis | RedisCluster
+CLUSTER_SCRIPT_CONCURRENCY = 8
 
 
 def is_cluster_url(url: str) -> bool:
@@ -43,3 +46,28 @@ def transactional(redis: AsyncRedis) -> bool:
     """Whether MULTI/EXEC may span keys: yes on one Redis; a Cluster runs a transaction
     only within one hash slot, so there multi-key writes go as a plain pipeline."""
     return not isinstance(redis, RedisCluster)
+
+
+async def run_scripts(
+    redis: AsyncRedis, calls: Sequence[tuple[Any, list[str], list[Any]]]
+) -> list[Any]:
+    """Run registered Lua scripts ``(script, keys, args)`` and return their answers in order.
+
+    One pipelined round trip on a single Redis. redis-py refuses scripts inside a Cluster
+    pipeline, so there each call (all its keys in one slot) is awaited concurrently.
+    """
+    if not calls:
+        return []
+    if isinstance(redis, RedisCluster):
+        # Bounded: one call per slot can be thousands; the pool has far fewer connections.
+        limit = asyncio.Semaphore(CLUSTER_SCRIPT_CONCURRENCY)
+
+        async def call(script: Any, keys: list[str], args: list[Any]) -> Any:
+            async with limit:
+                return await script(keys=keys, args=args)
+
+        return list(await asyncio.gather(*(call(*c) for c in calls)))
+    pipe = redis.pipeline(transaction=False)
+    for script, keys, args in calls:
+        await script(keys=keys, args=args, client=pipe)
+    return list(await pipe.execute(raise_on_error=True))

@@ -184,6 +184,13 @@ class BatchProcessor:
                 result.applied += 1
                 result.by_type[event.type] += 1
                 continue
+            if self.triggers and state.timers:
+                # Timers that came due before this event fire first, on their due time,
+                # exactly as a worker keeping up in real time would have fired them.
+                due, timer_writes = self.triggers.due_timers(user_key, state, event.ts, before=True)
+                result.writes.extend(timer_writes)
+                if due:
+                    self._deliver(user_key, due, state, event.ts, batch.tertiles, None, result)
             interactions = interactions_of(event, state, self.weights, facts)
             before = Before.of(state, event.ts, self.rules) if self.triggers else None
             try:
@@ -365,10 +372,15 @@ class BatchProcessor:
         event: dict[str, Any] | None,
         result: BatchResult,
     ) -> None:
-        profile = LazyProfile(user_key, state, now, self.rules, tertiles, top=None)
-        delivery = self.triggers.deliver(user_key, firings, state, profile, event, now)
-        result.writes.extend(delivery.writes)
-        result.promotions += [(user_key, promotion) for promotion in delivery.promotions]
+        # Timer firings are decided at their due time, everything else at ``now``.
+        groups: dict[int, list[Firing]] = {}
+        for firing in firings:
+            groups.setdefault(firing.due_at or now, []).append(firing)
+        for at, group in sorted(groups.items()) or [(now, [])]:
+            profile = LazyProfile(user_key, state, at, self.rules, tertiles, top=None)
+            delivery = self.triggers.deliver(user_key, group, state, profile, event, at)
+            result.writes.extend(delivery.writes)
+            result.promotions += [(user_key, promotion) for promotion in delivery.promotions]
 
     def settle(
         self,

@@ -19,7 +19,7 @@ from redis.crc import key_slot
 from redis.exceptions import NoScriptError, ResponseError
 
 from currents import keys
-from currents.redis_client import AsyncRedis
+from currents.redis_client import AsyncRedis, run_scripts
 from currents.writes import Write
 from schemas.profile import UserState
 from streams.apply_script import APPLY_WRITES_LUA, encode, pack_evalsha
@@ -130,11 +130,11 @@ class RedisSink:
         by_slot: dict[int, list[Write]] = defaultdict(list)
         for write in writes:
             by_slot[key_slot(write.key.encode())].append(write)
-        pipe = self.redis.pipeline(transaction=False)
+        calls = []
         for slot_writes in by_slot.values():
             keys_, args = encode(slot_writes)
-            await self._script(keys=keys_, args=args, client=pipe)
-        await pipe.execute(raise_on_error=True)
+            calls.append((self._script, keys_, args))
+        await run_scripts(self.redis, calls)
 
     async def _call_packed(self, packed: bytes) -> Any:
         """Send one pre-packed EVALSHA; load the script once if the server lacks it."""

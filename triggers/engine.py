@@ -69,6 +69,7 @@ class Firing:
     reason: str
     promotion_id: str | None = None  # set when a deferred promotion comes due
     items: tuple[str, ...] = ()
+    due_at: int | None = None  # a timer's due time: the promotion is decided at it
 
 
 @dataclass(frozen=True)
@@ -289,34 +290,43 @@ class TriggerEngine:
         return [ZAdd(keys.campaign_timers(), {f"{cid}|{user_id}": float(due)})]
 
     def due_timers(
-        self, user_id: str, state: UserState, now: int, external: Iterable[str] = ()
+        self,
+        user_id: str,
+        state: UserState,
+        now: int,
+        external: Iterable[str] = (),
+        *,
+        before: bool = False,
     ) -> tuple[list[Firing], list[Write]]:
         """Timers of this user that came due: fire (if still relevant) and clear them.
-        ``external`` are due timer keys found only in the sorted set (price drops)."""
+        ``external`` are due timer keys found only in the sorted set (price drops).
+        With ``before``, only timers due strictly before ``now`` (an event's time: they
+        fire ahead of that event, as they would have in real time)."""
         firings: list[Firing] = []
         writes: list[Write] = []
         for key, timer in sorted(state.timers.items()):
             anchor, due = timer[0], timer[1]
-            if due <= 0 or due > now:
+            if due <= 0 or due > now or (before and due == now):
                 continue
             del state.timers[key]
             writes.append(ZRemove(keys.campaign_timers(), (f"{key}|{user_id}",)))
             if key.startswith("q:"):
                 _, cid, reason, promotion_id = key.split(":", 3)
-                firings.append(Firing(cid, "", reason, promotion_id=promotion_id))
+                firings.append(Firing(cid, "", reason, promotion_id=promotion_id, due_at=due))
                 continue
             campaign = self.campaigns.get(key)
             if campaign is None:
                 continue
             kind = campaign.trigger.type
             if kind == "cart_abandoned" and cart_lines(state):
-                firings.append(Firing(key, f"cart:{anchor}", "cart_abandoned"))
+                firings.append(Firing(key, f"cart:{anchor}", "cart_abandoned", due_at=due))
             elif kind == "browse_abandoned":
-                firings.append(Firing(key, f"browse:{anchor}", "browse_abandoned"))
+                firings.append(Firing(key, f"browse:{anchor}", "browse_abandoned", due_at=due))
             elif kind == "birthday":
                 birthday = parse_birthday(state.traits.get("birthday", [None])[0])
                 if birthday is not None and month_day(anchor) in days_of(birthday):
-                    firings.append(Firing(key, f"birthday:{anchor // 10_000}", "birthday"))
+                    window = f"birthday:{anchor // 10_000}"
+                    firings.append(Firing(key, window, "birthday", due_at=due))
                 writes += self._arm_birthday(key, user_id, state, now, after_today=True)
         for key in sorted(set(external) - set(state.timers)):
             if key.startswith("pd:"):

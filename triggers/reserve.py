@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from currents import keys
-from currents.redis_client import AsyncRedis
+from currents.redis_client import AsyncRedis, run_scripts
 
 SENDS_TTL_MS = 366 * 86_400_000
 DAY_MS = 86_400_000
@@ -119,16 +119,17 @@ class Reserver:
         by_user: dict[str, list[Request]] = defaultdict(list)
         for request in sorted(requests, key=lambda r: (r.now, r.promotion_id)):
             by_user[request.user_id].append(request)
-        pipe = self.redis.pipeline(transaction=False)
         users = sorted(by_user)
+        cap_calls = []
         for user in users:
             batch = by_user[user]
             newest = max(r.now for r in batch)
             args: list[Any] = [newest, DAY_MS, self.daily_cap, SENDS_TTL_MS]
             for r in batch:
                 args += [_member(r), f"{r.campaign_id}|", r.now - r.window_ms, r.cap, r.now]
-            await self._caps(keys=[keys.user_campaign_sends(user)], args=args, client=pipe)
-        for user, answers in zip(users, await pipe.execute(), strict=True):
+            cap_calls.append((self._caps, [keys.user_campaign_sends(user)], args))
+        cap_answers = await run_scripts(self.redis, cap_calls)
+        for user, answers in zip(users, cap_answers, strict=True):
             for request, ok in zip(by_user[user], answers, strict=True):
                 if not int(ok):
                     refused[request.promotion_id] = "capped"
@@ -138,15 +139,16 @@ class Reserver:
                 budgeted[request.campaign_id].append(request)
         if not budgeted:
             return refused
-        pipe = self.redis.pipeline(transaction=False)
         campaigns = sorted(budgeted)
+        budget_calls = []
         for campaign in campaigns:
             batch = budgeted[campaign]
             args = [batch[0].budget, *(r.promotion_id for r in batch)]
-            await self._budget(keys=[keys.campaign_budget(campaign)], args=args, client=pipe)
+            budget_calls.append((self._budget, [keys.campaign_budget(campaign)], args))
+        budget_answers = await run_scripts(self.redis, budget_calls)
         released = self.redis.pipeline(transaction=False)
         any_released = False
-        for campaign, answers in zip(campaigns, await pipe.execute(), strict=True):
+        for campaign, answers in zip(campaigns, budget_answers, strict=True):
             for request, ok in zip(budgeted[campaign], answers, strict=True):
                 if not int(ok):
                     refused[request.promotion_id] = "budget_exhausted"
