@@ -51,6 +51,7 @@ T = TypeVar("T")
 Send = Callable[[Sequence[Outbound]], Awaitable[None]]
 Owns = Callable[[str, UserState], bool]
 SWEEP_PAGE = 500
+EVENTS_PER_APPLY = 5000
 SWEEP_MAX_PER_TICK = 5000
 BACKFILL_PAGE = 500
 
@@ -120,15 +121,24 @@ class BatchHandler:
             events.extend(decoded)
             dead.extend(rejected)
 
-        async with self.lock:
-            try:
-                apply = functools.partial(self._apply, events, dead, last_offsets)
-                results = [await self._retrying(apply)]
-            except (RedisError, OSError):
-                raise
-            except Exception:
-                log.exception("batch failed; applying its events one by one")
-                results = await self._isolate(events, dead, last_offsets)
+        results: list[BatchResult] = []
+        # Packed records can carry 500 events each: cut the batch so one Redis script
+        # never holds the server for long. Only the last part records the offsets.
+        parts = [events[i : i + EVENTS_PER_APPLY] for i in range(0, len(events), EVENTS_PER_APPLY)]
+        parts = parts or [[]]
+        for number, part in enumerate(parts):
+            last = number == len(parts) - 1
+            letters = dead if number == 0 else []
+            offsets = last_offsets if last else None
+            async with self.lock:
+                try:
+                    apply = functools.partial(self._apply, part, letters, offsets)
+                    results.append(await self._retrying(apply))
+                except (RedisError, OSError):
+                    raise
+                except Exception:
+                    log.exception("batch failed; applying its events one by one")
+                    results += await self._isolate(part, letters, offsets)
         if any(r.touched_categories for r in results):
             self.tertiles = await self._retrying(self.sink.read_tertiles)
         return BatchStats(
@@ -257,7 +267,10 @@ class BatchHandler:
         await self.send([Outbound(topic, promotion["user_id"].encode(), value)])
 
     async def _isolate(
-        self, events: list[PositionedEvent], dead: list[DeadLetter], last_offsets: dict[int, int]
+        self,
+        events: list[PositionedEvent],
+        dead: list[DeadLetter],
+        last_offsets: dict[int, int] | None,
     ) -> list[BatchResult]:
         """A bug must not become a poison pill: apply events singly and dead-letter the
         ones that still fail, with the error, so the worker keeps going."""
