@@ -74,10 +74,20 @@ class ContentModel(OnlineModel):
         categories = query.affinities.get("category", {})
         brands = query.affinities.get("brand", {})
         scores = {}
+        if not categories and not brands:
+            return scores
+        # Hot loop (every candidate of every request): names bound locally.
+        lookup, record_key, category_share, brand_share = (
+            state.get,
+            keys.item_record,
+            categories.get,
+            brands.get,
+        )
+        empty: dict[str, str] = {}
         for item in items:
-            record = state.get(hgetall(keys.item_record(item))) or {}
-            score = categories.get(record.get("category", ""), 0.0)
-            score += BRAND_WEIGHT * brands.get(record.get("brand", ""), 0.0)
+            record = lookup(("hgetall", record_key(item), 0)) or empty
+            score = category_share(record.get("category", ""), 0.0)
+            score += BRAND_WEIGHT * brand_share(record.get("brand", ""), 0.0)
             if score > 0:
                 scores[item] = round(score, 9)
         return scores

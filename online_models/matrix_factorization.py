@@ -180,8 +180,9 @@ class MatrixFactorizationModel(OnlineModel):
         user = self._vector(state, "u", query.user_id)
         size = self.factors * 4
         known, blobs = [], []
+        lookup, factors_key = state.get, keys.item_factors  # hot loop: bound locally
         for item in items:
-            blob = state.get(get(keys.item_factors(item)))
+            blob = lookup(("get", factors_key(item), 0))
             if blob is not None and len(blob) == size:
                 known.append(item)
                 blobs.append(blob)
