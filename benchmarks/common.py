@@ -74,11 +74,7 @@ def bar_plot(path: Path, title: str, labels: list[str], values: list[float], uni
     axis.bar_label(bars, labels=[f"{v:,.1f}" for v in values])
     axis.set_ylabel(unit)
     axis.set_title(title)
-    figure.tight_layout()
-    png = path.with_suffix(".png")
-    figure.savefig(png, dpi=110)
-    plt.close(figure)
-    return png
+    return _save(figure, path)
 
 
 def print_table(rows: list[tuple[str, str]]) -> None:
@@ -114,11 +110,7 @@ def grouped_bar_plot(
     axis.set_ylabel(unit)
     axis.set_title(title)
     axis.legend()
-    figure.tight_layout()
-    png = path.with_suffix(".png")
-    figure.savefig(png, dpi=110)
-    plt.close(figure)
-    return png
+    return _save(figure, path)
 
 
 def line_plot(
@@ -136,6 +128,13 @@ def line_plot(
     axis.set_ylabel(unit)
     axis.set_title(title)
     axis.legend()
+    return _save(figure, path)
+
+
+def _save(figure: Any, path: Path) -> Path:
+    """Write ``figure`` as the PNG beside ``path`` and free it."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     png = path.with_suffix(".png")
     figure.savefig(png, dpi=110)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -48,7 +47,7 @@ from benchmarks.harness import (
     state_digest,
 )
 from currents import keys
-from currents.embedded import ServerProcess, die_with_parent, port_open, redis_binary
+from currents.embedded import ServerProcess, port_open, redis_binary, spawn_server
 
 SLOTS = 16_384
 JOIN_SETTLE_S = 2.0
@@ -64,7 +63,6 @@ def redis_cluster(data_dir: Path, nodes: int = 3) -> Iterator[str]:
             port = cluster_port()
             node_dir = data_dir / f"cluster-{port}"
             node_dir.mkdir(parents=True)
-            log_path = node_dir / "redis.log"
             argv = [
                 redis_binary(),
                 "--port",
@@ -86,19 +84,8 @@ def redis_cluster(data_dir: Path, nodes: int = 3) -> Iterator[str]:
                 "--daemonize",
                 "no",
             ]
-            with log_path.open("ab") as log:
-                process = subprocess.Popen(
-                    argv,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    cwd=node_dir,
-                    preexec_fn=die_with_parent,
-                    start_new_session=True,
-                )
-            server = ServerProcess("redis-cluster", process, port, "", log_path)
+            server = spawn_server("redis-cluster", argv, port, "", node_dir)
             started.append(server)
-            server.wait_ready()
         clients = [sync_redis.Redis(port=s.port, host="127.0.0.1") for s in started]
         share = SLOTS // nodes
         for index, client in enumerate(clients):

@@ -79,7 +79,11 @@ def _tail(path: Path, lines: int = 20) -> str:
     return ""
 
 
-def _spawn(name: str, argv: list[str], port: int, address: str, data_dir: Path) -> ServerProcess:
+def spawn_server(
+    name: str, argv: list[str], port: int, address: str, data_dir: Path
+) -> ServerProcess:
+    """Start ``argv`` tied to this process, logging to ``data_dir/<name>.log``; wait until its
+    port answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"{name}.log"
     log = log_path.open("ab")
@@ -138,7 +142,7 @@ def start_broker(data_dir: Path, port: int | None = None) -> ServerProcess:
         "--storage-engine",
         "memory://tansu/",
     ]
-    return _spawn("broker", argv, port, f"127.0.0.1:{port}", data_dir)
+    return spawn_server("broker", argv, port, f"127.0.0.1:{port}", data_dir)
 
 
 def start_redis(
@@ -169,4 +173,4 @@ def start_redis(
         "--protected-mode",
         "yes",
     ]
-    return _spawn("redis", argv, port, f"redis://127.0.0.1:{port}/0", data_dir)
+    return spawn_server("redis", argv, port, f"redis://127.0.0.1:{port}/0", data_dir)

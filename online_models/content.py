@@ -73,7 +73,7 @@ class ContentModel(OnlineModel):
     def score(self, query: Query, items: Sequence[str], state: State) -> dict[str, float]:
         categories = query.affinities.get("category", {})
         brands = query.affinities.get("brand", {})
-        scores = {}
+        scores: dict[str, float] = {}
         if not categories and not brands:
             return scores
         # Hot loop (every candidate of every request): names bound locally.
