@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     worker_group: str = Field("currents-worker", description="Consumer group / Faust app id.")
     worker_batch_size: int = Field(1000, ge=1, le=100_000)
     worker_batch_within_s: float = Field(0.05, gt=0, le=10)
+    worker_fetch_max_wait_ms: int = Field(50, ge=1, le=10_000)
     worker_stop_grace_s: float = Field(10.0, gt=0, le=120)
     worker_heartbeat_s: float = Field(2.0, gt=0, le=60)
 
