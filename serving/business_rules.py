@@ -74,6 +74,32 @@ def apply_rules(
     diversity: int | None = None,
 ) -> list[Candidate]:
     active = [r for r in rules if r.active]
+    kept = _kept(ranked, active)
+    chosen = _cap(kept, n, diversity)
+    for rule in (r for r in active if r.kind == "promote"):
+        chosen = _promote(chosen, kept, rule, n)
+    pins = sorted((r for r in active if r.kind == "pin"), key=lambda r: (r.slot or 0, r.id))
+    for rule in pins:
+        item = rule.item_id or ""
+        record = pinned_records.get(item)
+        if record is None or record.get("in_stock") == "0":
+            continue  # unknown or out of stock: a pin never shows an unavailable item
+        position = min((rule.slot or 1) - 1, len(chosen))
+        top_score = chosen[0].score if chosen else 1.0
+        chosen.insert(position, Candidate(item, top_score, "featured", record))
+    return chosen[:n]
+
+
+def chosen_before_pins(
+    ranked: Sequence[Candidate], rules: Sequence[Rule], n: int, diversity: int | None = None
+) -> list[Candidate]:
+    """The items :func:`apply_rules` picks before promoted slots and pins are placed."""
+    return _cap(_kept(ranked, [r for r in rules if r.active]), n, diversity)
+
+
+def _kept(ranked: Sequence[Candidate], active: Sequence[Rule]) -> list[Candidate]:
+    """Blocked items removed, boosts applied, re-sorted; pinned items left out (pins place
+    them themselves)."""
     blocked = [r for r in active if r.kind == "block"]
     boosts = [r for r in active if r.kind == "boost"]
     kept = []
@@ -88,24 +114,8 @@ def apply_rules(
             replace(candidate, score=candidate.score * factor) if factor != 1.0 else candidate
         )
     kept.sort(key=lambda c: (-c.score, c.item_id))
-
-    pins = sorted((r for r in active if r.kind == "pin"), key=lambda r: (r.slot or 0, r.id))
-    pinned_ids = {r.item_id for r in pins}
-    kept = [c for c in kept if c.item_id not in pinned_ids]
-    chosen = _cap(kept, n, diversity)
-
-    for rule in (r for r in active if r.kind == "promote"):
-        chosen = _promote(chosen, kept, rule, n)
-
-    for rule in pins:
-        item = rule.item_id or ""
-        record = pinned_records.get(item)
-        if record is None or record.get("in_stock") == "0":
-            continue  # unknown or out of stock: a pin never shows an unavailable item
-        position = min((rule.slot or 1) - 1, len(chosen))
-        top_score = chosen[0].score if chosen else 1.0
-        chosen.insert(position, Candidate(item, top_score, "featured", record))
-    return chosen[:n]
+    pinned_ids = {r.item_id for r in active if r.kind == "pin"}
+    return [c for c in kept if c.item_id not in pinned_ids]
 
 
 def _promote(chosen: list[Candidate], kept: list[Candidate], rule: Rule, n: int) -> list[Candidate]:

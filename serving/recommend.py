@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,14 +23,14 @@ from currents import keys
 from currents.redis_client import AsyncRedis
 from currents.redis_reads import fetch_reads
 from currents.settings import Settings
-from online_models.base import Query, Read, hgetall
+from online_models.base import Query, Read, Scored, hgetall
 from online_models.content import ContentModel
 from online_models.cooccurrence import KINDS
 from online_models.hybrid import Hybrid, Ranked, build_models
 from profiles.consent import personalization_allowed
 from profiles.query import query_from_state
 from schemas.profile import UserState
-from serving.business_rules import Candidate, apply_rules
+from serving.business_rules import Candidate, Rule, apply_rules, chosen_before_pins
 from serving.cache import ReadCache
 from serving.config_store import ConfigStore, recommendation_record
 from serving.experiments import Experiment, Variant, assign
@@ -81,6 +81,96 @@ def passes(record: Mapping[str, str], filters: Filters) -> bool:
     return not (filters.max_price is not None and (price is None or price > filters.max_price))
 
 
+HEAD_FACTOR, HEAD_SLACK = 3, 30
+
+
+@dataclass
+class Scoring:
+    """A request's scored pool: rank all of it, or only its head (``limit``)."""
+
+    hybrid: Hybrid
+    query: Query
+    proposals: dict[str, dict[str, Scored]]
+    item_state: dict[Read, Any]
+
+    def rank(self, limit: int | None) -> list[Ranked]:
+        return self.hybrid.rank(
+            self.query, self.proposals, self.item_state, _ContentReasons(self), limit
+        )
+
+
+class _ContentReasons(Mapping[str, str]):
+    """The content model's reason per pooled item, worked out only for items that need it
+    (an item whose best contribution is content's), not for the whole pool."""
+
+    def __init__(self, scoring: Scoring) -> None:
+        self.scoring = scoring
+
+    def __getitem__(self, item: str) -> str:
+        if item not in self.scoring.proposals:
+            raise KeyError(item)
+        reason = ContentModel.reason(self.scoring.query, _record(self.scoring.item_state, item))
+        if reason is None:
+            raise KeyError(item)
+        return reason
+
+    def __iter__(self) -> Iterator[str]:
+        return (item for item in self.scoring.proposals if item in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:  # not len(): that would work out every reason
+        return True
+
+
+def select(
+    rank: Callable[[int | None], list[Ranked]],
+    record_of: Callable[[str], Mapping[str, str]],
+    reason_of: Callable[[Ranked], str],
+    filters: Filters,
+    rules: list[Rule],
+    n: int,
+    pinned_records: Mapping[str, Mapping[str, str]],
+) -> tuple[list[Ranked], list[Candidate]]:
+    """The ranked items passing the filters, and the response's items after the rules.
+
+    Only the head of the ranking can reach the response, so only the head is explained
+    and filtered, unless a rule may lift an item from deep down (boost, promote) or the
+    head runs dry: then the whole pool is. Either way the response is the same."""
+    reorders = any(r.active and r.kind in {"boost", "promote"} for r in rules)
+    head: int | None = None if reorders else HEAD_FACTOR * n + HEAD_SLACK
+    while True:
+        ranked = rank(head)
+        kept = [r for r in ranked if passes(record_of(r.item_id), filters)]
+        candidates = [
+            Candidate(r.item_id, r.score, reason_of(r), record_of(r.item_id)) for r in kept
+        ]
+        final = apply_rules(candidates, rules, n, pinned_records, filters.diversity)
+        if head is None or _head_suffices(candidates, ranked, head, n, rules, filters.diversity):
+            return kept, final
+        head = None
+
+
+def _head_suffices(
+    candidates: list[Candidate],
+    ranked: list[Ranked],
+    head: int,
+    n: int,
+    rules: list[Rule],
+    diversity: int | None,
+) -> bool:
+    """Whether the response built from the ranking's first ``head`` items is the one the
+    whole ranking gives (no boost or promote rule being active). It is when the ranking
+    had no more items, or when ``n`` items were chosen and the lowest of them scores
+    strictly above the head's last item: everything past the head scores no higher, so it
+    sorts after every chosen item and the diversity cap stops before reaching it."""
+    if len(ranked) < head:
+        return True
+    chosen = chosen_before_pins(candidates, rules, n, diversity)
+    return len(chosen) == n and min(c.score for c in chosen) > ranked[-1].score
+
+
 class Recommender:
     def __init__(self, redis: AsyncRedis, settings: Settings, config: ConfigStore) -> None:
         self.redis = redis
@@ -124,23 +214,24 @@ class Recommender:
             excluded.add(context_item)
         rules = self.config.rules
         pinned = sorted({r.item_id for r in rules if r.kind == "pin" and r.item_id and r.active})
-        ranked, item_state = await self._rank(hybrid, query, excluded, pinned)
-        kept = [r for r in ranked if passes(_record(item_state, r.item_id), filters)]
-        by_id = {r.item_id: r for r in kept}
-        candidates = [
-            Candidate(
-                r.item_id, r.score, self._reason(r, item_state), _record(item_state, r.item_id)
-            )
-            for r in kept
-        ]
+        scoring = await self._score(hybrid, query, excluded, pinned)
         pinned_records = {
             item: record
             for item in pinned
             if item not in excluded
-            and (record := _record(item_state, item))
+            and (record := _record(scoring.item_state, item))
             and passes(record, filters)
         }
-        final = apply_rules(candidates, rules, n, pinned_records, filters.diversity)
+        kept, final = select(
+            scoring.rank,
+            lambda item: _record(scoring.item_state, item),
+            lambda ranked: self._reason(ranked, scoring.item_state),
+            filters,
+            rules,
+            n,
+            pinned_records,
+        )
+        by_id = {r.item_id: r for r in kept}
         recommendation_id = uuid.uuid4().hex
         self._remember(
             recommendation_id, user_id, [c.item_id for c in final], experiment, variant, now
@@ -187,9 +278,9 @@ class Recommender:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _rank(
+    async def _score(
         self, hybrid: Hybrid, query: Query, excluded: set[str], extra_items: list[str]
-    ) -> tuple[list[Ranked], dict[Read, Any]]:
+    ) -> Scoring:
         candidate_state = await self.cache.fetch(self.redis, hybrid.candidate_reads(query))
         proposals = hybrid.propose(query, candidate_state)
         pool = [item for item in proposals if item not in excluded]
@@ -202,12 +293,7 @@ class Recommender:
             hgetall(keys.item_record(item)) for item in [*pool, *sorted(sources), *extra_items]
         ]
         item_state = {**candidate_state, **await self.cache.fetch(self.redis, reads)}
-        reasons = {}
-        for item in pool:
-            reason = ContentModel.reason(query, _record(item_state, item))
-            if reason:
-                reasons[item] = reason
-        return hybrid.rank(query, proposals, item_state, reasons), item_state
+        return Scoring(hybrid, query, proposals, item_state)
 
     @staticmethod
     def _reason(candidate: Ranked, state: Mapping[Read, Any]) -> str:
