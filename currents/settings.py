@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     popularity_half_life_h: float = Field(24.0, gt=0)
     cooccurrence_half_life_h: float = Field(24.0 * 30, gt=0)
     cooccurrence_window: int = Field(20, ge=1, le=200)
-    cooccurrence_neighbours: int = Field(50, ge=1, le=1000)
+    cooccurrence_neighbours: int = Field(120, ge=1, le=1000)
     session_successors: int = Field(30, ge=1, le=1000)
     mf_factors: int = Field(16, ge=2, le=256)
     mf_negatives: int = Field(1, ge=0, le=20)

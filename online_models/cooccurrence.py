@@ -2,9 +2,12 @@
 
 Each interaction pairs its item with the user's recent items (bought-together: with
 items bought before); both directions gain the event's weight, grown by a decay clock so
-old pairs fade. Neighbour lists keep their top-K only, so memory stays flat. A user's
-candidates add the neighbours of their history, weighted by how recently they touched
-each item.
+old pairs fade, and shrunk by ``pair_decay`` per step between the two items in the
+user's history (the item just before counts fully, the 10th before ~0.39). Neighbour
+lists keep their top-K only, so memory stays flat. A user's candidates add each history
+item's neighbour list, divided by its largest weight (so a popular item's long list does
+not drown the others), weighted by how recently and how many steps ago they touched the
+item.
 
 >>> model = CooccurrenceModel(window=2, neighbours=10, half_life_h=24)
 >>> store = MemoryStore()
@@ -44,6 +47,8 @@ KIND_WEIGHTS = {"bought": 1.5, "viewed": 1.0}
 REASONS = {"bought": "bought together with {item}", "viewed": "viewed together with {item}"}
 HISTORY_HALF_LIFE_MS = 24 * 3_600_000
 HISTORY_USED = 20
+PAIR_DECAY = 0.9
+POSITION_DECAY = 0.9
 VIEW_KINDS = frozenset({"product_viewed", "product_clicked", "product_favorited", "product_added"})
 
 
@@ -56,6 +61,16 @@ class CooccurrenceModel(OnlineModel):
         Neighbours kept per item and kind (top-K by decayed weight).
     half_life_h
         Half-life of a pair's weight, in hours.
+    history_used
+        How many of the user's recent items propose their neighbours.
+    pair_decay
+        A pair's weight is multiplied by this once per step the two items lie apart in
+        the user's history (1.0: every pair in the window counts the same).
+    position_decay
+        The n-th most recent history item's neighbours count ``position_decay**n`` (on
+        top of the 24 h half-life on its time).
+    normalise_lists
+        Divide each history item's neighbour weights by their maximum before summing.
     """
 
     name = "cooccurrence"
@@ -63,13 +78,17 @@ class CooccurrenceModel(OnlineModel):
     def __init__(
         self,
         window: int = 20,
-        neighbours: int = 50,
+        neighbours: int = 120,
         half_life_h: float = 720.0,
         history_used: int = HISTORY_USED,
-        normalise_lists: bool = False,
+        pair_decay: float = PAIR_DECAY,
+        position_decay: float = POSITION_DECAY,
+        normalise_lists: bool = True,
     ) -> None:
         self.window = window
         self.history_used = history_used
+        self.pair_decay = pair_decay
+        self.position_decay = position_decay
         self.normalise_lists = normalise_lists
         self.neighbours = neighbours
         self.clock = DecayClock(half_life_ms=half_life_h * 3_600_000)
@@ -91,12 +110,12 @@ class CooccurrenceModel(OnlineModel):
             amount = interaction.weight * self.clock.weight(interaction.ts, generation)
             item = interaction.item_id
             for other in history[: self.window]:
-                if other == item:
-                    continue
-                for source, target in ((item, other), (other, item)):
-                    slot = (keys.item_neighbours(source, kind, generation), target)
-                    previous = sums.get(slot)
-                    sums[slot] = amount if previous is None else amount + previous
+                if other != item:
+                    for source, target in ((item, other), (other, item)):
+                        slot = (keys.item_neighbours(source, kind, generation), target)
+                        previous = sums.get(slot)
+                        sums[slot] = amount if previous is None else amount + previous
+                amount *= self.pair_decay
         # Summed per (key, member) in first-seen and addition order, as coalesce would.
         writes += [ZIncr(key, member, total) for (key, member), total in sums.items()]
         touched = {key for key, _ in sums}
@@ -135,8 +154,9 @@ class CooccurrenceModel(OnlineModel):
         newest = max((ts for _, ts in sources), default=query.now)
         totals: dict[str, float] = {}
         best: dict[str, tuple[float, str, str]] = {}
-        for item, ts in sources:
+        for position, (item, ts) in enumerate(sources):
             recency = 2.0 ** (-(newest - ts) / HISTORY_HALF_LIFE_MS)
+            recency *= self.position_decay**position
             for kind in KINDS:
                 weight = recency * KIND_WEIGHTS[kind]
                 neighbours = self.neighbours_of(item, kind, query.now, state)
