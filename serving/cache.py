@@ -20,7 +20,7 @@ shopper's own state is read fresh on every request.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from currents.redis_client import AsyncRedis
@@ -29,6 +29,7 @@ from currents.redis_reads import fetch_reads
 Read = tuple[str, str, int]
 DEFAULT_TTL_S = 0.25
 MAX_ENTRIES = 200_000
+MAX_COLD_START_ENTRIES = 10_000
 
 
 def cacheable(read: Read) -> bool:
@@ -76,3 +77,40 @@ class ReadCache:
             self.store(fetched)
             hits.update(fetched)
         return hits
+
+
+class ColdStartCache:
+    """Responses for shoppers Currents knows nothing about, per process for ``ttl_s``.
+
+    Every stranger asking the same question (same ``n``, filters, context item, experiment
+    variant and rules) gets the same items: nothing about them enters the ranking. Most
+    storefront traffic is such first visits, so their answer is worked out once per
+    ``ttl_s`` (the same staleness as the shared reads above) instead of per request.
+
+    >>> cache = ColdStartCache(ttl_s=1.0, clock=iter([0.0, 0.5, 2.0]).__next__)
+    >>> cache.store(("n", 10), ["a", "b"]); cache.lookup(("n", 10))
+    ['a', 'b']
+    >>> cache.lookup(("n", 10)) is None   # expired
+    True
+    """
+
+    def __init__(
+        self, ttl_s: float = DEFAULT_TTL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._entries: dict[Hashable, tuple[float, Any]] = {}
+
+    def lookup(self, key: Hashable) -> Any | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self.clock():
+            del self._entries[key]
+            return None
+        return entry[1]
+
+    def store(self, key: Hashable, value: Any) -> None:
+        if len(self._entries) >= MAX_COLD_START_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (self.clock() + self.ttl_s, value)

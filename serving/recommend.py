@@ -14,7 +14,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any, Literal
 
 from redis.exceptions import RedisError
@@ -31,7 +31,7 @@ from profiles.consent import personalization_allowed
 from profiles.query import query_from_state
 from schemas.profile import UserState
 from serving.business_rules import Candidate, Rule, apply_rules, chosen_before_pins
-from serving.cache import ReadCache
+from serving.cache import ColdStartCache, ReadCache
 from serving.config_store import ConfigStore, recommendation_record
 from serving.experiments import Experiment, Variant, assign
 
@@ -177,6 +177,7 @@ class Recommender:
         self.config = config
         self.hybrid = Hybrid(build_models(settings), settings.blend)
         self.cache = ReadCache()  # shared model reads, per process (serving/cache.py)
+        self.cold_start = ColdStartCache()
         self._pending: set[asyncio.Task[Any]] = set()
 
     async def query_for(self, user_id: str, now: int, **context: Any) -> tuple[Query, UserState]:
@@ -204,6 +205,43 @@ class Recommender:
         variant = assign(experiment, user_id) if experiment else None
         if blend is None and variant is not None and variant.blend is not None:
             blend = variant.blend
+        cold_key = None
+        if not state.exists:  # a stranger (or opted out): nothing of theirs is ranked
+            cold_key = (
+                n,
+                astuple(filters),
+                context_item,
+                experiment.name if experiment else None,
+                variant.name if variant else None,
+                tuple(sorted(blend.items())) if blend else None,
+                self.config.version,  # rules and experiments as loaded
+            )
+        answer = self.cold_start.lookup(cold_key) if cold_key else None
+        if answer is None:
+            answer = await self._answer(query, state, n, filters, context_item, blend)
+            if cold_key:
+                self.cold_start.store(cold_key, answer)
+        items, personalized = answer
+        recommendation_id = uuid.uuid4().hex
+        served = [item["item_id"] for item in items]
+        self._remember(recommendation_id, user_id, served, experiment, variant, now)
+        return Recommendation(
+            recommendation_id=recommendation_id,
+            user_id=user_id,
+            personalized=personalized,
+            items=[dict(item) for item in items],
+        )
+
+    async def _answer(
+        self,
+        query: Query,
+        state: UserState,
+        n: int,
+        filters: Filters,
+        context_item: str | None,
+        blend: Mapping[str, float] | None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The response's items and whether anything personal shaped them."""
         hybrid = self.hybrid if blend is None else self.hybrid.with_blend(blend)
         excluded: set[str] = set()
         if filters.exclude in {"purchased", "viewed"}:
@@ -232,19 +270,10 @@ class Recommender:
             pinned_records,
         )
         by_id = {r.item_id: r for r in kept}
-        recommendation_id = uuid.uuid4().hex
-        self._remember(
-            recommendation_id, user_id, [c.item_id for c in final], experiment, variant, now
-        )
-        return Recommendation(
-            recommendation_id=recommendation_id,
-            user_id=user_id,
-            personalized=any(by_id[c.item_id].personalized for c in final if c.item_id in by_id),
-            items=[
-                {"item_id": c.item_id, "score": round(c.score, 6), "reason": c.reason}
-                for c in final
-            ],
-        )
+        items = [
+            {"item_id": c.item_id, "score": round(c.score, 6), "reason": c.reason} for c in final
+        ]
+        return items, any(by_id[c.item_id].personalized for c in final if c.item_id in by_id)
 
     def _remember(
         self,
