@@ -160,8 +160,7 @@ class UserState:
     def from_bytes(cls, blob: bytes | None) -> UserState:
         if not blob:
             return cls()
-        # A JSON object starts with "{"; a zlib stream never does (its first byte is 0x78).
-        data = orjson.loads(blob if blob[:1] == b"{" else zlib.decompress(blob))
+        data = orjson.loads(blob_json(blob))
         return cls(**{name: data[key] for name, key in _BLOB_KEYS.items() if key in data})
 
     @property
@@ -173,6 +172,12 @@ class UserState:
 
     def purchased_item_ids(self) -> set[str]:
         return {item for item, _ in self.purchased}
+
+
+def blob_json(blob: bytes) -> bytes:
+    """A stored profile blob as JSON, whether it was stored deflated or plain."""
+    # A JSON object starts with "{"; a zlib stream never does (its first byte is 0x78).
+    return blob if blob[:1] == b"{" else zlib.decompress(blob)
 
 
 _DEFAULTS = {f.name: getattr(UserState(), f.name) for f in fields(UserState)}

@@ -26,7 +26,7 @@ from currents.redis_client import AsyncRedis
 from currents.settings import Settings
 from currents.text import as_text
 from online_models.matrix_factorization import unpack
-from schemas.profile import UserState
+from schemas.profile import UserState, blob_json
 from serving.ingest import plan_records
 from serving.producer import BrokerUnavailable, EventProducer
 from serving.profiles import ProfileReader
@@ -125,7 +125,7 @@ class PrivacyService:
         if kind == "string":
             raw: bytes = await self.redis.get(key)  # type: ignore[assignment]
             if key.endswith(":profile"):
-                value = orjson.loads(raw)
+                value = orjson.loads(blob_json(raw))
             elif key.endswith(":mf"):
                 value = [round(float(x), 6) for x in unpack(raw)]
             else:

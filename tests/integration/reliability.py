@@ -31,6 +31,7 @@ from currents.embedded import die_with_parent
 from currents.partitioning import partition_for
 from currents.topics import ensure_topics
 from schemas.events import partition_key
+from schemas.profile import blob_json
 from tests.integration.conftest import REPO, TEST_PSEUDONYM_KEY, Servers, settings_from_env
 
 PARTITIONS = 4
@@ -274,7 +275,7 @@ def snapshot(client: redis.Redis) -> dict[str, Any]:
 
 
 def _blob(value: bytes) -> Any:
-    blob = orjson.loads(value)
+    blob = orjson.loads(blob_json(value))
     for promotion in blob.get("pr", []):
         for name in PROMOTION_TIME_FIELDS:
             promotion.pop(name, None)
