@@ -146,7 +146,7 @@ def item_factors(item_id: str) -> str:
 
 
 def item_next(item_id: str, generation: int) -> str:
-    """Sorted set: items viewed next after this one in a session, decayed (one generation)."""
+    """Sorted set: items viewed after this one in a session, decayed (one generation)."""
     return f"{item_tag(item_id)}:next:g{generation}"
 
 

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     cooccurrence_half_life_h: float = Field(24.0 * 30, gt=0)
     cooccurrence_window: int = Field(20, ge=1, le=200)
     cooccurrence_neighbours: int = Field(120, ge=1, le=1000)
-    session_successors: int = Field(30, ge=1, le=1000)
+    session_successors: int = Field(120, ge=1, le=1000)
     mf_factors: int = Field(16, ge=2, le=256)
     mf_negatives: int = Field(1, ge=0, le=20)
     mf_learning_rate: float = Field(0.5, gt=0, le=5)
@@ -68,9 +68,9 @@ class Settings(BaseSettings):
         default_factory=lambda: {
             "cooccurrence": 1.0,
             "session": 0.5,
-            "mf": 0.2,
+            "mf": 0.1,
             "content": 0.4,
-            "trending": 0.3,
+            "trending": 0.1,
         },
         description="Default hybrid blend: model -> weight.",
     )

@@ -47,9 +47,9 @@ DEMO_EXPERIMENT: dict[str, object] = {
             "blend": {
                 "cooccurrence": 1,
                 "session": 1.5,
-                "mf": 0.2,
+                "mf": 0.1,
                 "content": 0.4,
-                "trending": 0.3,
+                "trending": 0.1,
             },
         },
     ],

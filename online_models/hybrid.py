@@ -31,13 +31,10 @@ from online_models.trending import TrendingModel
 
 __all__ = ["DEFAULT_BLEND", "Hybrid", "Interaction", "MemoryStore", "Ranked", "build_models"]
 
-DEFAULT_BLEND: dict[str, float] = {
-    "cooccurrence": 1.0,
-    "session": 0.5,
-    "mf": 0.2,
-    "content": 0.4,
-    "trending": 0.3,
-}
+# The blend the API serves unless told otherwise (CURRENTS_BLEND's default).
+DEFAULT_BLEND: dict[str, float] = Settings.model_fields["blend"].get_default(
+    call_default_factory=True
+)
 CANDIDATES_PER_MODEL = 100
 # Models whose contribution means "we know something about this shopper".
 NON_PERSONAL = frozenset({"trending"})

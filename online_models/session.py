@@ -1,7 +1,9 @@
 """Session-based next-item model for anonymous and returning shoppers alike.
 
-Learns, within a session, which item is looked at right after which (a decayed first-order
-Markov chain); recommends what usually comes next after the session's latest items.
+Learns, within a session, which items are looked at after which: each interaction adds
+to the successor lists of the session's previous ``steps`` items, ``step_decay`` less per
+step back (decayed in time like every score). Recommends what usually comes after the
+session's latest ``steps`` items, the n-th latest weighing ``step_decay**n``.
 
 >>> model = SessionModel()
 >>> store = MemoryStore()
@@ -36,8 +38,6 @@ from online_models.memory import MemoryStore
 
 __all__ = ["MemoryStore", "SessionModel"]
 
-STEP_WEIGHTS = (1.0, 0.5, 0.25)
-
 
 class SessionModel(OnlineModel):
     """Parameters
@@ -46,30 +46,43 @@ class SessionModel(OnlineModel):
         Next items kept per item (top-K).
     half_life_h
         Half-life of a transition's weight.
+    steps
+        How many earlier items of the session an item follows (learning), and how many of
+        the session's latest items propose their successors (serving).
+    step_decay
+        Weight lost per step back, in both.
     """
 
     name = "session"
 
-    def __init__(self, successors: int = 30, half_life_h: float = 24.0 * 14) -> None:
+    def __init__(
+        self,
+        successors: int = 120,
+        half_life_h: float = 24.0 * 14,
+        steps: int = 10,
+        step_decay: float = 0.8,
+    ) -> None:
         self.successors = successors
         self.clock = DecayClock(half_life_h * 3_600_000)
+        self.step_weights = tuple(step_decay**step for step in range(steps))
 
     def learn(self, batch: Sequence[Interaction], state: State) -> list[Write]:
-        writes: list[Write] = []
-        touched: set[str] = set()
+        # Increments of one (key, item) are summed in first-seen order, as coalesce would.
+        sums: dict[tuple[str, str], float] = {}
         for interaction in batch:
             if interaction.weight <= 0 or not interaction.session_items:
                 continue
-            previous = interaction.session_items[0]
-            if previous == interaction.item_id:
-                continue
+            item = interaction.item_id
             generation = self.clock.generation(interaction.ts)
-            key = keys.item_next(previous, generation)
-            writes.append(
-                ZIncr(key, interaction.item_id, self.clock.weight(interaction.ts, generation))
-            )
-            touched.add(key)
-        writes += [ZKeepTop(key, self.successors) for key in sorted(touched)]
+            amount = self.clock.weight(interaction.ts, generation)
+            for weight, previous in zip(self.step_weights, interaction.session_items, strict=False):
+                if previous == item:
+                    continue
+                slot = (keys.item_next(previous, generation), item)
+                total = sums.get(slot)
+                sums[slot] = weight * amount if total is None else total + weight * amount
+        writes: list[Write] = [ZIncr(key, member, total) for (key, member), total in sums.items()]
+        writes += [ZKeepTop(key, self.successors) for key in sorted({key for key, _ in sums})]
         return writes
 
     def _reads(self, item: str, now: int) -> GenerationReads:
@@ -81,7 +94,7 @@ class SessionModel(OnlineModel):
         items = list(query.session_items)
         if query.context_item and query.context_item not in items[:1]:
             items.insert(0, query.context_item)
-        return items[: len(STEP_WEIGHTS)]
+        return items[: len(self.step_weights)]
 
     def candidate_reads(self, query: Query) -> list[Read]:
         return [r for item in self._recent(query) for r in self._reads(item, query.now)]
@@ -92,7 +105,7 @@ class SessionModel(OnlineModel):
         for step, item in enumerate(self._recent(query)):
             merged = read_generations(state, self._reads(item, query.now))
             for successor, value in normalise(merged).items():
-                contribution = STEP_WEIGHTS[step] * value
+                contribution = self.step_weights[step] * value
                 totals[successor] = totals.get(successor, 0.0) + contribution
                 if contribution > best.get(successor, (0.0, ""))[0]:
                     best[successor] = (contribution, item)

@@ -1,9 +1,11 @@
+from currents import keys
 from currents.writes import HashIncr, ZIncr, coalesce
 from online_models.base import Interaction, Query, merge_generations
 from online_models.cooccurrence import CooccurrenceModel
 from online_models.decay import PREVIOUS_GENERATION_SCALE, DecayClock
 from online_models.hybrid import Hybrid
 from online_models.memory import MemoryStore
+from online_models.session import SessionModel
 from online_models.trending import TrendingModel
 
 DAY = 24 * 3_600_000
@@ -73,3 +75,35 @@ def test_coalesce_sums_increments():
         ]
     )
     assert writes == [ZIncr("k", "a", 1.5), ZIncr("k", "b", 1.0), HashIncr("h", "f", 5)]
+
+
+def test_cooccurrence_pairs_weigh_less_the_further_apart_they_were_viewed():
+    model = CooccurrenceModel(pair_decay=0.5)
+    writes = model.learn([Interaction("u", "c", "product_viewed", 1.0, 0, history=("b", "a"))], {})
+    increments = {(w.key, w.member): w.amount for w in writes if isinstance(w, ZIncr)}
+    assert increments == {
+        (keys.item_neighbours("c", "viewed", 0), "b"): 1.0,
+        (keys.item_neighbours("b", "viewed", 0), "c"): 1.0,
+        (keys.item_neighbours("c", "viewed", 0), "a"): 0.5,
+        (keys.item_neighbours("a", "viewed", 0), "c"): 0.5,
+    }
+
+
+def test_session_items_lead_to_everything_after_them_with_less_weight_per_step():
+    model = SessionModel(steps=3, step_decay=0.5)
+    batch = [Interaction("u", "d", "product_viewed", 1.0, 0, session_items=("c", "b", "a", "z"))]
+    increments = {
+        (w.key, w.member): w.amount for w in model.learn(batch, {}) if isinstance(w, ZIncr)
+    }
+    assert increments == {
+        (keys.item_next("c", 0), "d"): 1.0,
+        (keys.item_next("b", 0), "d"): 0.5,
+        (keys.item_next("a", 0), "d"): 0.25,
+    }
+    store = MemoryStore()
+    store.apply(model.learn(batch, {}))
+    query = Query(None, now=0, session_items=("b", "a"))
+    proposed = model.candidates(query, store.fetch(model.candidate_reads(query)))
+    # b's list and a's list both hold only d (each normalised to 1): 1 + 0.5.
+    assert proposed["d"].score == 1.5
+    assert proposed["d"].explain() == "often viewed next after b"
