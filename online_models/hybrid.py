@@ -126,16 +126,27 @@ class Hybrid:
             return []
         position = {item: index for index, item in enumerate(items)}
         matrix = np.zeros((len(items), len(active)))
+        # Each proposer's own scores, gathered in one pass over the proposals.
+        proposed: dict[str, dict[str, float]] = {name: {} for name, _, _ in active}
+        for item, by_model in proposals.items():
+            for name, offer in by_model.items():
+                if name in proposed:
+                    proposed[name][item] = offer.score
         for column, (name, model, _) in enumerate(active):
-            own = {item: s[name].score for item, s in proposals.items() if name in s}
+            own = proposed[name]
             # Proposers already scored their candidates; scorers score every candidate.
             if own and name not in {"mf", "content"}:
                 rescored = own
             else:
                 rescored = model.score(query, items, state)
-            for item, value in normalise({**own, **rescored}).items():
-                if item in position:
-                    matrix[position[item], column] = value
+            values = normalise({**own, **rescored})
+            rows = [position[item] for item in values if item in position]
+            if len(rows) == len(values):
+                matrix[rows, column] = list(values.values())
+            else:
+                for item, value in values.items():
+                    if item in position:
+                        matrix[position[item], column] = value
         weights = np.array([weight for _, _, weight in active])
         contributions = matrix * weights
         totals = contributions.sum(axis=1)
