@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -47,7 +48,7 @@ from benchmarks.harness import (
     state_digest,
 )
 from currents import keys
-from currents.embedded import ServerProcess, port_open, redis_binary, spawn_server
+from currents.embedded import ServerProcess, redis_binary, spawn_server
 
 SLOTS = 16_384
 JOIN_SETTLE_S = 2.0
@@ -107,12 +108,25 @@ def redis_cluster(data_dir: Path, nodes: int = 3) -> Iterator[str]:
 
 
 def cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is free and valid too."""
+    """A port that can be bound, whose cluster bus port (+10000) can be bound too.
+
+    Both stay below Linux's ephemeral range (32768 and up by default): a port there can
+    be held by any outgoing loopback connection at the moment redis-server binds it,
+    which is how a bus port once collided ("Address already in use")."""
     for _ in range(200):
-        port = random.randrange(20_000, 30_000)
-        if not port_open(port) and not port_open(port + 10_000):
+        port = random.randrange(12_000, 22_000)
+        if _bindable(port) and _bindable(port + 10_000):
             return port
     raise SystemExit("no free port pair for a Redis Cluster node")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _cluster_ok(client: sync_redis.Redis, nodes: int) -> bool:
