@@ -152,19 +152,22 @@ class Hybrid:
         totals = contributions.sum(axis=1)
         order = np.argsort(-totals, kind="stable")  # ties stay in item-id order
         present: np.ndarray = np.asarray((matrix > 0).any(axis=1))
+        rows = order[present[order]]
+        if limit is not None:
+            rows = rows[:limit]
         names = [name for name, _, _ in active]
+        columns = range(len(names))
         ranked: list[Ranked] = []
-        for row in order:
-            if not present[row]:
-                continue
-            if limit is not None and len(ranked) >= limit:
-                break
+        # Python lists, not numpy element access, in the per-item loop: same floats.
+        for row, shares, positive, total in zip(
+            rows.tolist(),
+            contributions[rows].tolist(),
+            (matrix[rows] > 0).tolist(),
+            totals[rows].tolist(),
+            strict=True,
+        ):
             item = items[row]
-            parts = {
-                names[c]: float(contributions[row, c])
-                for c in range(len(names))
-                if matrix[row, c] > 0
-            }
+            parts = {names[c]: shares[c] for c in columns if positive[c]}
             leader = max(parts, key=lambda name: (parts[name], name))
             scored = proposals[item].get(leader)
             if scored is not None:
@@ -176,7 +179,7 @@ class Hybrid:
             ranked.append(
                 Ranked(
                     item_id=item,
-                    score=round(float(totals[row]), 9),
+                    score=round(total, 9),
                     reason=reason,
                     model=leader,
                     source=source,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -76,6 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         if settings.segments_file is not None:
             await load_segment_file(app.state.segments, settings.segments_file)
+        # Start-up objects live as long as the process: keep the cyclic collector from
+        # rescanning them on every collection, which shows up in request latency p99.
+        gc.collect()
+        gc.freeze()
         log.info("api started", extra={"version": __version__})
         try:
             yield
