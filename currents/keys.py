@@ -79,6 +79,11 @@ def out_of_stock() -> str:
     return f"{PREFIX}:catalog:oos"
 
 
+def catalog_changes() -> str:
+    """Pub/sub channel: JSON lists of item ids whose catalog record a batch just changed."""
+    return f"{PREFIX}:catalog:changes"
+
+
 def catalog_items() -> str:
     """Sorted set: every catalog item id, scored by its last upsert time (ms)."""
     return f"{PREFIX}:catalog:items"

@@ -9,12 +9,26 @@ cache keeps each shared read's reply for ``ttl_s`` (default 0.25 s, well inside 
 second instead of one per request. Per-user keys (``{u:...}``) are never cached: a
 shopper's own state is read fresh on every request.
 
+Item records (``{i:...}:item``: stock, price, category) change only through catalog
+events. While the process is subscribed to the worker's announcements of those changes
+(``serving/catalog_cache.py``) it keeps records for ``catalog_ttl_s`` (30 s) and forgets
+each one as soon as its change is announced; without a live subscription they expire
+like every other shared read.
+
 >>> cache = ReadCache(ttl_s=1.0, clock=iter([0.0, 2.0]).__next__)
 >>> read = ("hgetall", "{i:a}:item", 0)
 >>> cache.store({read: {"price": "1"}}); cache.lookup([read])
 ({('hgetall', '{i:a}:item', 0): {'price': '1'}}, [])
 >>> cache.lookup([read, ("get", "{u:x}:mf", 0)])[1]   # expired; user keys never cached
 [('hgetall', '{i:a}:item', 0), ('get', '{u:x}:mf', 0)]
+
+A record read while its change was being announced is not kept:
+
+>>> cache = ReadCache(clock=lambda: 0.0); cache.catalog_live = True
+>>> since = cache.changes              # a fetch begins...
+>>> cache.catalog_changed(["a"])       # ...the worker rewrites item a meanwhile
+>>> cache.store({read: {"in_stock": "1"}}, since); cache.lookup([read])[1]
+[('hgetall', '{i:a}:item', 0)]
 """
 
 from __future__ import annotations
@@ -23,11 +37,15 @@ import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
+from currents import keys
 from currents.redis_client import AsyncRedis
 from currents.redis_reads import fetch_reads
+from online_models.base import hgetall
 
 Read = tuple[str, str, int]
 DEFAULT_TTL_S = 0.25
+# Item records change only through catalog events, which the worker announces.
+CATALOG_TTL_S = 30.0
 MAX_ENTRIES = 200_000
 MAX_COLD_START_ENTRIES = 10_000
 
@@ -39,12 +57,24 @@ def cacheable(read: Read) -> bool:
 
 class ReadCache:
     def __init__(
-        self, ttl_s: float = DEFAULT_TTL_S, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl_s: float = DEFAULT_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+        catalog_ttl_s: float = CATALOG_TTL_S,
     ) -> None:
         self.ttl_s = ttl_s
+        self.catalog_ttl_s = catalog_ttl_s
         self.clock = clock
+        # True while this process hears every catalog change (serving/catalog_cache.py);
+        # only then may item records outlive ``ttl_s``.
+        self.catalog_live = False
         self._entries: dict[Read, tuple[float, Any]] = {}
         self._now = 0.0
+        # Catalog invalidations so far; a fetch that began before an item's latest one
+        # must not cache the (possibly older) record it read.
+        self._changes = 0
+        self._changed_at: dict[Read, int] = {}
+        self._dropped_at = 0
 
     def lookup(self, reads: Iterable[Read]) -> tuple[dict[Read, Any], list[Read]]:
         """Fresh cached replies, and the reads that must go to Redis."""
@@ -60,23 +90,58 @@ class ReadCache:
                 misses.append(read)
         return hits, misses
 
-    def store(self, replies: dict[Read, Any]) -> None:
+    def store(self, replies: dict[Read, Any], since: int | None = None) -> None:
+        """Cache ``replies``; ``since`` is :attr:`changes` when their fetch began."""
         if len(self._entries) > MAX_ENTRIES:
             self._entries.clear()
         expires = self._now + self.ttl_s
+        catalog_expires = self._now + (self.catalog_ttl_s if self.catalog_live else self.ttl_s)
+        changed_at, dropped_at = self._changed_at, self._dropped_at
         for read, reply in replies.items():
-            if cacheable(read):
+            if not cacheable(read):
+                continue
+            if is_catalog_record(read):
+                if since is not None and (since < dropped_at or changed_at.get(read, -1) >= since):
+                    continue  # changed while this fetch was in flight
+                self._entries[read] = (catalog_expires, reply)
+            else:
                 self._entries[read] = (expires, reply)
+
+    @property
+    def changes(self) -> int:
+        return self._changes
+
+    def catalog_changed(self, item_ids: Iterable[str]) -> None:
+        """Forget these items' records (a batch just rewrote them)."""
+        if len(self._changed_at) > MAX_ENTRIES:
+            self.drop_catalog()
+            return
+        for item_id in item_ids:
+            read = hgetall(keys.item_record(item_id))
+            self._entries.pop(read, None)
+            self._changed_at[read] = self._changes
+        self._changes += 1
+
+    def drop_catalog(self) -> None:
+        """Forget every cached item record (changes may have been missed)."""
+        self._entries = {r: e for r, e in self._entries.items() if not is_catalog_record(r)}
+        self._changed_at.clear()
+        self._dropped_at = self._changes = self._changes + 1
 
     async def fetch(self, redis: AsyncRedis, reads: Iterable[Read]) -> dict[Read, Any]:
         """Like :func:`currents.redis_reads.fetch_reads`, serving shared reads from the
         cache when fresh; the misses still go in one pipelined round trip."""
         hits, misses = self.lookup(reads)
         if misses:
+            since = self._changes
             fetched = await fetch_reads(redis, misses)
-            self.store(fetched)
+            self.store(fetched, since)
             hits.update(fetched)
         return hits
+
+
+def is_catalog_record(read: Read) -> bool:
+    return read[0] == "hgetall" and read[1].startswith("{i:") and read[1].endswith(":item")
 
 
 class ColdStartCache:

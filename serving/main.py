@@ -19,6 +19,7 @@ from currents.settings import Settings, load_settings
 from profiles.rules import ProfileRules
 from profiles.segments import load_segments_file
 from serving.body_limit import BodyLimitMiddleware
+from serving.catalog_cache import CatalogFollower
 from serving.config_store import ConfigStore
 from serving.metrics import ApiMetrics, LatencyMiddleware
 from serving.models import COMMON_ERRORS
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.config = ConfigStore(app.state.redis)
         await app.state.config.start()
         app.state.recommender = Recommender(app.state.redis, settings, app.state.config)
+        app.state.catalog = CatalogFollower(app.state.redis, app.state.recommender.cache)
+        app.state.catalog.start()
         app.state.profiles = ProfileReader(app.state.redis, ProfileRules.from_settings(settings))
         app.state.segments = SegmentStore(app.state.redis)
         app.state.rate_limiter = RateLimiter(app.state.redis, settings.rate_limit_per_s)
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.catalog.stop()
             await app.state.config.stop()
             await app.state.producer.stop()
             await app.state.redis.aclose()

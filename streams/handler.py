@@ -182,6 +182,8 @@ class BatchHandler:
         self._post_webhooks(result)
         if result.touched_categories:
             await self.sink.refresh_tertiles(sorted(result.touched_categories))
+        if result.changed_items:
+            await self.sink.announce_catalog_changes(sorted(result.changed_items))
         return result
 
     # --- promotions ----------------------------------------------------------------------------

@@ -90,6 +90,8 @@ class BatchResult:
     duplicates: int = 0
     by_type: Counter[str] = field(default_factory=Counter)
     touched_categories: set[str] = field(default_factory=set)
+    # Items whose catalog record this batch writes (API caches are told once it landed).
+    changed_items: set[str] = field(default_factory=set)
     # (user, promotion) the engine decided; :meth:`BatchProcessor.settle` sends them.
     promotions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # (url, promotion) to POST once the batch landed.
@@ -512,6 +514,7 @@ class BatchProcessor:
             "ts": event.ts,
         }
         out.append(HashSet(keys.item_record(item.item_id), record))
+        result.changed_items.add(item.item_id)
         out.append(ZAdd(keys.catalog_items(), {item.item_id: float(event.ts)}))
         if item.category and item.price is not None:
             out.append(ZAdd(keys.category_prices(item.category), {item.item_id: item.price}))

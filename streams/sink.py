@@ -8,6 +8,7 @@ Either way a failed flush raises, and the worker does not ack.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -16,7 +17,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from currents import keys
 from currents.redis_client import AsyncRedis, run_scripts
@@ -24,6 +25,8 @@ from currents.writes import Write
 from schemas.profile import UserState
 from streams.apply_script import APPLY_WRITES_LUA, encode, pack_evalsha
 from streams.processor import CatalogEntry
+
+log = logging.getLogger("currents.worker.sink")
 
 
 class RedisSink:
@@ -80,6 +83,17 @@ class RedisSink:
     async def read_users(self, user_ids: Sequence[str]) -> dict[str, UserState]:
         users, _ = await self.read(user_ids, ())
         return users
+
+    async def announce_catalog_changes(self, item_ids: Sequence[str]) -> None:
+        """Tell API processes which catalog records changed, after they were written.
+
+        Best effort: the batch has landed, so a failure here is logged, not retried. An API
+        process keeps a record at most ``CATALOG_TTL_S`` without an announcement, and drops
+        every cached record whenever its subscription was interrupted."""
+        try:
+            await self.redis.publish(keys.catalog_changes(), orjson.dumps(list(item_ids)))
+        except (RedisError, OSError) as error:
+            log.warning("catalog change not announced", extra={"error": type(error).__name__})
 
     async def refresh_tertiles(self, categories: Sequence[str]) -> None:
         """Recompute the price tertiles of ``categories`` (two round trips)."""

@@ -135,8 +135,13 @@ def test_out_of_stock_items_are_excluded(engine: Engine, unique: str) -> None:
     later = item(b, in_stock=False)
     later["timestamp"] = NOW() + 1
     engine.post_events(later)
+    # The API keeps item records cached for up to 30 s; the worker's announcement of the
+    # change must evict b's record as soon as the change is in Redis.
+    store = engine.redis()
+    poll(lambda: store.hget(keys.item_record(b), "in_stock") == b"0", what="b's record updated")
     poll(
         lambda: b not in {i["item_id"] for i in recommendations(engine, user)["items"]},
+        timeout_s=3.0,
         what="out-of-stock b to leave the list",
     )
 
