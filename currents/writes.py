@@ -82,23 +82,24 @@ def coalesce(writes: list[Write]) -> list[Write]:
     >>> coalesce([ZIncr("k", "a", 1.0), HashIncr("h", "f", 1), ZIncr("k", "a", 2.0)])
     [ZIncr(key='k', member='a', amount=3.0), HashIncr(key='h', field='f', amount=1)]
     """
-    merged: dict[tuple[str, str, str], Write] = {}
-    passthrough: list[tuple[int, Write]] = []
-    order: dict[tuple[str, str, str], int] = {}
-    for position, write in enumerate(writes):
+    merged: list[Write] = []
+    position: dict[tuple[bool, str, str], int] = {}  # (is a ZIncr, key, member) -> index
+    for write in writes:
         if isinstance(write, ZIncr):
-            slot = ("z", write.key, write.member)
-            previous = merged.get(slot)
-            amount = write.amount + (previous.amount if isinstance(previous, ZIncr) else 0.0)
-            merged[slot] = ZIncr(write.key, write.member, amount)
+            slot = (True, write.key, write.member)
         elif isinstance(write, HashIncr):
-            slot = ("h", write.key, write.field)
-            previous = merged.get(slot)
-            count = write.amount + (previous.amount if isinstance(previous, HashIncr) else 0)
-            merged[slot] = HashIncr(write.key, write.field, count)
+            slot = (False, write.key, write.field)
         else:
-            passthrough.append((position, write))
+            merged.append(write)
             continue
-        order.setdefault(slot, position)
-    ordered = [(order[slot], write) for slot, write in merged.items()] + passthrough
-    return [write for _, write in sorted(ordered, key=lambda pair: pair[0])]
+        at = position.get(slot)
+        if at is None:
+            position[slot] = len(merged)
+            merged.append(write)
+            continue
+        previous = merged[at]
+        if isinstance(write, ZIncr) and isinstance(previous, ZIncr):
+            merged[at] = ZIncr(write.key, write.member, previous.amount + write.amount)
+        elif isinstance(write, HashIncr) and isinstance(previous, HashIncr):
+            merged[at] = HashIncr(write.key, write.field, previous.amount + write.amount)
+    return merged

@@ -64,71 +64,110 @@ return applied
 
 def encode(writes: Sequence[Write]) -> tuple[list[str], list[str | bytes | int]]:
     """KEYS and ARGV for :data:`APPLY_WRITES_LUA`."""
-    key_index: dict[str, int] = {}
+    keys = _KeyIndex()
     args: list[str | bytes | int] = []
-
-    def index(key: str) -> int:
-        position = key_index.get(key)
-        if position is None:
-            position = key_index[key] = len(key_index) + 1
-        return position
-
     for write in writes:
-        match write:
-            case ZIncr(key, member, amount):
-                args += ["Z", index(key), repr(amount), member]
-            case ZKeepTop(key, keep):
-                args += ["T", index(key), -(keep + 1)]
-            case Put(key, value, ttl_s):
-                args += ["S", index(key), value, ttl_s or 0]
-            case HashIncr(key, field, amount):
-                args += ["I", index(key), field, amount]
-            case HashSet(key, mapping):
-                flat: list[str | bytes | int] = []
-                for field, field_value in mapping.items():
-                    encoded = (
-                        field_value
-                        if isinstance(field_value, bytes | str | int)
-                        else repr(field_value)
-                    )
-                    flat += [field, encoded]
-                args += ["H", index(key), len(flat), *flat]
-            case ZAdd(key, mapping):
-                flat = []
-                for member, score in mapping.items():
-                    flat += [repr(float(score)), member]
-                args += ["A", index(key), len(flat), *flat]
-            case ZRemove(key, members):
-                args += ["R", index(key), len(members), *members]
-            case SetAdd(key, members):
-                args += ["SA", index(key), len(members), *members]
-            case SetRemove(key, members):
-                args += ["SR", index(key), len(members), *members]
-            case Delete(key):
-                args += ["D", index(key)]
-            case _:
-                raise TypeError(f"unknown write {write!r}")
-    return list(key_index), args
+        args += _arguments(write, keys.index(write.key))
+    return list(keys.positions), args
 
 
-def pack_evalsha(sha: str, keys: list[str], args: list[str | bytes | int]) -> bytes:
-    """The RESP bytes of ``EVALSHA sha len(keys) *keys *args``.
+def pack_apply(sha: str, writes: Sequence[Write]) -> bytes:
+    """The RESP bytes of ``EVALSHA sha len(KEYS) *KEYS *ARGV`` for ``writes``, in one pass.
 
-    redis-py's generic packer costs about a microsecond per argument; a batch carries
-    tens of thousands, so the sink packs its one command itself.
+    Byte for byte the command redis-py would send for :func:`encode`'s KEYS and ARGV, but
+    redis-py's generic packer costs about a microsecond per argument and a batch carries
+    tens of thousands (most of them sorted-set increments, packed here one write at a
+    time).
 
-    >>> pack_evalsha("abc", ["k"], ["Z", 1])
-    b'*6\\r\\n$7\\r\\nEVALSHA\\r\\n$3\\r\\nabc\\r\\n$1\\r\\n1\\r\\n$1\\r\\nk\\r\\n$1\\r\\nZ\\r\\n$1\\r\\n1\\r\\n'
+    >>> pack_apply("abc", [ZKeepTop("k", 1)])
+    b'*7\\r\\n$7\\r\\nEVALSHA\\r\\n$3\\r\\nabc\\r\\n$1\\r\\n1\\r\\n$1\\r\\nk\\r\\n$1\\r\\nT\\r\\n$1\\r\\n1\\r\\n$2\\r\\n-2\\r\\n'
     """
+    keys = _KeyIndex()
     parts: list[bytes] = []
     append = parts.append
-    items: list[str | bytes | int] = ["EVALSHA", sha, len(keys), *keys, *args]
-    for item in items:
-        if isinstance(item, bytes):
-            data = item
-        elif isinstance(item, str):
-            data = item.encode()
+    count = 0
+    for write in writes:
+        if isinstance(write, ZIncr):
+            member = write.member.encode()
+            amount = repr(write.amount).encode()
+            append(
+                b"$1\r\nZ\r\n%b$%d\r\n%b\r\n$%d\r\n%b\r\n"
+                % (keys.bulk(write.key), len(amount), amount, len(member), member)
+            )
+            count += 4
+        elif isinstance(write, ZKeepTop):
+            keep = b"%d" % -(write.keep + 1)
+            append(b"$1\r\nT\r\n%b$%d\r\n%b\r\n" % (keys.bulk(write.key), len(keep), keep))
+            count += 3
         else:
-            data = str(item).encode()
-        append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"*%d\r\n" % len(items) + b"".join(parts)
+            arguments = _arguments(write, keys.index(write.key))
+            parts += [_bulk(argument) for argument in arguments]
+            count += len(arguments)
+    key_names = list(keys.positions)
+    head = [_bulk(b"EVALSHA"), _bulk(sha), _bulk(len(key_names))]
+    head += [_bulk(key) for key in key_names]
+    total = len(head) + count
+    return b"*%d\r\n" % total + b"".join(head) + b"".join(parts)
+
+
+class _KeyIndex:
+    """Positions of keys in KEYS (1-based, first-seen order), and their bulk encodings."""
+
+    def __init__(self) -> None:
+        self.positions: dict[str, int] = {}
+        self._bulks: dict[str, bytes] = {}
+
+    def index(self, key: str) -> int:
+        position = self.positions.get(key)
+        if position is None:
+            position = self.positions[key] = len(self.positions) + 1
+        return position
+
+    def bulk(self, key: str) -> bytes:
+        encoded = self._bulks.get(key)
+        if encoded is None:
+            encoded = self._bulks[key] = _bulk(self.index(key))
+        return encoded
+
+
+def _bulk(value: str | bytes | int) -> bytes:
+    if isinstance(value, str):
+        value = value.encode()
+    elif not isinstance(value, bytes):
+        value = str(value).encode()
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+def _arguments(write: Write, key: int) -> list[str | bytes | int]:
+    """One write's ARGV entries; ``key`` is its key's position in KEYS."""
+    match write:
+        case ZIncr(_, member, amount):
+            return ["Z", key, repr(amount), member]
+        case ZKeepTop(_, keep):
+            return ["T", key, -(keep + 1)]
+        case Put(_, value, ttl_s):
+            return ["S", key, value, ttl_s or 0]
+        case HashIncr(_, field, amount):
+            return ["I", key, field, amount]
+        case HashSet(_, mapping):
+            flat: list[str | bytes | int] = []
+            for field, field_value in mapping.items():
+                encoded = (
+                    field_value if isinstance(field_value, bytes | str | int) else repr(field_value)
+                )
+                flat += [field, encoded]
+            return ["H", key, len(flat), *flat]
+        case ZAdd(_, mapping):
+            flat = []
+            for member, score in mapping.items():
+                flat += [repr(float(score)), member]
+            return ["A", key, len(flat), *flat]
+        case ZRemove(_, members):
+            return ["R", key, len(members), *members]
+        case SetAdd(_, members):
+            return ["SA", key, len(members), *members]
+        case SetRemove(_, members):
+            return ["SR", key, len(members), *members]
+        case Delete(_):
+            return ["D", key]
+    raise TypeError(f"unknown write {write!r}")

@@ -21,9 +21,10 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from currents import keys
 from currents.redis_client import AsyncRedis, run_scripts
+from currents.redis_reads import QueuedGets, get_many
 from currents.writes import Write
 from schemas.profile import UserState
-from streams.apply_script import APPLY_WRITES_LUA, encode, pack_evalsha
+from streams.apply_script import APPLY_WRITES_LUA, encode, pack_apply
 from streams.processor import CatalogEntry
 
 log = logging.getLogger("currents.worker.sink")
@@ -42,21 +43,21 @@ class RedisSink:
         if not user_ids and not item_ids:
             return {}, {}
         pipe = self.redis.pipeline(transaction=False)
-        for user_id in user_ids:
-            pipe.get(keys.user_profile(user_id))
+        profiles = QueuedGets(pipe, [keys.user_profile(user_id) for user_id in user_ids])
         for item_id in item_ids:
             pipe.hmget(keys.item_record(item_id), ["ts", "category", "brand"])
         replies = await pipe.execute()
+        blobs = profiles.values(replies[: profiles.replies])
         users = {
             user_id: UserState.from_bytes(blob)
-            for user_id, blob in zip(user_ids, replies[: len(user_ids)], strict=True)
+            for user_id, blob in zip(user_ids, blobs, strict=True)
         }
         catalog = {
             item_id: CatalogEntry(
                 int(ts) if ts is not None else None, _text(category), _text(brand)
             )
             for item_id, (ts, category, brand) in zip(
-                item_ids, replies[len(user_ids) :], strict=True
+                item_ids, replies[profiles.replies :], strict=True
             )
         }
         return users, catalog
@@ -65,19 +66,13 @@ class RedisSink:
         """Erasure times (epoch ms) of the users that have an erasure marker."""
         if not user_ids:
             return {}
-        pipe = self.redis.pipeline(transaction=False)
-        for user_id in user_ids:
-            pipe.get(keys.user_erased(user_id))
-        replies = await pipe.execute()
+        replies = await get_many(self.redis, [keys.user_erased(u) for u in user_ids])
         return {u: int(at) for u, at in zip(user_ids, replies, strict=True) if at is not None}
 
     async def read_recommendations(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:
             return {}
-        pipe = self.redis.pipeline(transaction=False)
-        for recommendation_id in ids:
-            pipe.get(keys.recommendation(recommendation_id))
-        blobs = await pipe.execute()
+        blobs = await get_many(self.redis, [keys.recommendation(i) for i in ids])
         return {i: orjson.loads(blob) for i, blob in zip(ids, blobs, strict=True) if blob}
 
     async def read_users(self, user_ids: Sequence[str]) -> dict[str, UserState]:
@@ -132,8 +127,7 @@ class RedisSink:
         if self._script is None:
             self._script = self.redis.register_script(APPLY_WRITES_LUA)
         if self.transactional:
-            keys_, args = encode([*writes, *progress])
-            await self._call_packed(pack_evalsha(self._script.sha, keys_, args))
+            await self._call_packed(pack_apply(self._script.sha, [*writes, *progress]))
             return
         await self._apply_per_slot(writes)
         await self._apply_per_slot(progress)
