@@ -99,6 +99,13 @@ def pack_apply(sha: str, writes: Sequence[Write]) -> bytes:
             keep = b"%d" % -(write.keep + 1)
             append(b"$1\r\nT\r\n%b$%d\r\n%b\r\n" % (keys.bulk(write.key), len(keep), keep))
             count += 3
+        elif isinstance(write, Put):
+            ttl = b"%d" % (write.ttl_s or 0)
+            append(
+                b"$1\r\nS\r\n%b$%d\r\n%b\r\n$%d\r\n%b\r\n"
+                % (keys.bulk(write.key), len(write.value), write.value, len(ttl), ttl)
+            )
+            count += 4
         else:
             arguments = _arguments(write, keys.index(write.key))
             parts += [_bulk(argument) for argument in arguments]

@@ -16,6 +16,7 @@ from typing import Any
 
 import faust
 
+from currents.gc_tuning import tune_for_batches
 from currents.logs import configure_logging, logging_config
 from currents.settings import Settings
 from currents.topics import ensure_topics
@@ -65,5 +66,6 @@ def run_worker(settings: Settings, **worker_options: Any) -> None:
         **worker_options,
     )
     worker.stop_grace_s = settings.worker_stop_grace_s
+    tune_for_batches()
     log.info("worker starting", extra={"group": settings.worker_group})
     worker.execute_from_commandline()
