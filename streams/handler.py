@@ -157,26 +157,34 @@ class BatchHandler:
     ) -> BatchResult:
         """Read, fold, send, write: one attempt at a batch (retried on Redis errors)."""
         user_keys = user_keys_of(events)
-        users, catalog = await self.sink.read(user_keys, items_of(events))
-        erased = await self.sink.read_erasures(user_keys)
-        recommendations = await self.sink.read_recommendations(recommendation_ids_of(events))
+        # Independent reads: their round trips overlap.
+        (users, catalog), erased, recommendations, prices = await asyncio.gather(
+            self.sink.read(user_keys, items_of(events)),
+            self.sink.read_erasures(user_keys),
+            self.sink.read_recommendations(recommendation_ids_of(events)),
+            self._read_prices(events),
+        )
         batch = BatchInput(
             events, users, catalog, self.clock(), self.tertiles, recommendations, erased
         )
-        if self.processor.triggers.watch_prices:
-            batch.prices = await self._read_prices(events)
+        batch.prices = prices
         result = self.processor.process(batch)
         await self._settle(result, users)
         result.dead_letters = dead + result.dead_letters
-        if result.interactions:
-            model_state = await fetch_reads(
-                self.sink.redis, self.processor.learn_reads(result.interactions)
-            )
-            result.writes.extend(self.processor.learn(result.interactions, model_state))
         letters = result.dead_letters
         outbound = [self._dead_letter(d) for d in letters] + result.outbound
-        if outbound:
-            await self.send(outbound)
+        # Outbound messages are delivered while the models learn, but always before any
+        # of the batch's writes land.
+        sending = asyncio.ensure_future(self.send(outbound)) if outbound else None
+        try:
+            if result.interactions:
+                model_state = await fetch_reads(
+                    self.sink.redis, self.processor.learn_reads(result.interactions)
+                )
+                result.writes.extend(self.processor.learn(result.interactions, model_state))
+        finally:
+            if sending is not None:
+                await sending
         extra: list[Write] = [HashIncr(keys.counters(), "dlq", len(letters))] if letters else []
         await self.sink.apply(coalesce(result.writes + extra), self._progress(last_offsets))
         self._post_webhooks(result)
@@ -229,7 +237,10 @@ class BatchHandler:
         self, events: list[PositionedEvent]
     ) -> dict[str, tuple[float | None, list[str]]]:
         """Price before the batch and recent viewers of each upserted item (pipelined
-        reads, never one script: the keys live on different slots)."""
+        reads, never one script: the keys live on different slots), when a campaign
+        watches prices."""
+        if not self.processor.triggers.watch_prices:
+            return {}
         items = sorted({e.event.props.item_id for e in events if e.event.is_catalog})
         if not items:
             return {}
