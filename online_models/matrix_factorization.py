@@ -108,12 +108,24 @@ class MatrixFactorizationModel(OnlineModel):
         return vector if vector.shape == (self.factors,) else self.initial(kind, identifier)
 
     # --- learning ----------------------------------------------------------------------------
-    def _negatives_for(self, interaction: Interaction) -> list[str]:
-        """Negatives drawn from the reservoir by a hash of (seed, user, item, time), so
-        ``learn_reads`` and ``learn`` (and any replay) draw the same ones."""
-        if not self.recent_items or not self.negatives:
+    def _negative_draws(self, batch: Sequence[Interaction]) -> list[list[str]]:
+        """Each interaction's negatives, drawn from the reservoir as it stands when that
+        interaction is learned (the batch's earlier positives included), by a hash of
+        (seed, user, item, time): ``learn_reads`` and ``learn`` (and any replay) draw the
+        same ones."""
+        pool = deque(self.recent_items, maxlen=self.recent_items.maxlen)
+        draws: list[list[str]] = []
+        for interaction in batch:
+            if interaction.weight <= 0:
+                draws.append([])
+                continue
+            draws.append(self._draw(pool, interaction))
+            pool.append(interaction.item_id)
+        return draws
+
+    def _draw(self, pool: deque[str], interaction: Interaction) -> list[str]:
+        if not pool or not self.negatives:
             return []
-        pool = self.recent_items
         digest = hashlib.blake2b(
             f"{self.seed}|{interaction.user_id}|{interaction.item_id}|{interaction.ts}".encode(),
             digest_size=4 * self.negatives * 3,
@@ -130,9 +142,8 @@ class MatrixFactorizationModel(OnlineModel):
     def learn_reads(self, batch: Sequence[Interaction]) -> list[Read]:
         users = {i.user_id for i in batch if i.weight > 0}
         items = {i.item_id for i in batch if i.weight > 0}
-        for interaction in batch:
-            if interaction.weight > 0:
-                items.update(self._negatives_for(interaction))
+        for negatives in self._negative_draws(batch):
+            items.update(negatives)
         return [get(keys.user_factors(u)) for u in sorted(users)] + [
             get(keys.item_factors(i)) for i in sorted(items)
         ]
@@ -141,11 +152,10 @@ class MatrixFactorizationModel(OnlineModel):
         river = self._river
         users: dict[str, np.ndarray] = {}
         items: dict[str, np.ndarray] = {}
-        for interaction in batch:
+        for interaction, negatives in zip(batch, self._negative_draws(batch), strict=True):
             if interaction.weight <= 0:
                 continue
             user = interaction.user_id
-            negatives = self._negatives_for(interaction)
             if user not in users:
                 users[user] = self._vector(state, "u", user)
             for item in (interaction.item_id, *negatives):

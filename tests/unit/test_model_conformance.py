@@ -4,6 +4,7 @@ don't crash it, scores are finite. (State round-trips through Redis: tests/integ
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -70,3 +71,41 @@ def model_candidates_or_scores(model, store, query):
         return proposed
     items = ["a", "b", "c", "d", "e"]
     return model.score(query, items, store.fetch(model.item_reads(query, items)))
+
+
+class RecordingState(dict):
+    """Fetched state that remembers every read asked for but never fetched."""
+
+    def __init__(self, fetched):
+        super().__init__(fetched)
+        self.unfetched = []
+
+    def get(self, read, default=None):
+        if read not in self:
+            self.unfetched.append(read)
+        return super().get(read, default)
+
+    def __getitem__(self, read):
+        if read not in self:
+            self.unfetched.append(read)
+        return super().__getitem__(read)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_learning_reads_only_what_learn_reads_named(name):
+    """A read learn_reads did not name would come back empty in the worker, and the model
+    would learn from (and write back) a blank record instead of the stored one."""
+    model = engine_models()[name]
+    store = MemoryStore()
+    store.apply(catalog_writes())
+    # Many distinct items, so negatives and neighbours are not all among a chunk's positives.
+    batch = [
+        replace(interaction, item_id=f"w{step * 7 % 80}", history=(f"w{step * 3 % 80}",))
+        for step, interaction in enumerate(scripted_batch() * 5)
+    ]
+    for start in range(0, len(batch), 25):
+        chunk = batch[start : start + 25]
+        reads = model.learn_reads(chunk)
+        state = RecordingState(store.fetch(reads))
+        store.apply(model.learn(chunk, state))
+        assert state.unfetched == [], (name, start)
