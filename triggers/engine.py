@@ -127,6 +127,7 @@ class TriggerEngine:
         attribution_ms: int = ATTRIBUTION_MS,
     ) -> None:
         self.campaigns = {cid: c for cid, c in campaigns.items() if c.active}
+        self._of_type: dict[tuple[str, ...], list[tuple[str, Campaign]]] = {}
         self.rules = rules
         self.daily_cap = daily_cap
         self.default_zone = default_zone
@@ -149,7 +150,13 @@ class TriggerEngine:
         return bool(self.campaigns)
 
     def of_type(self, *types: str) -> list[tuple[str, Campaign]]:
-        return sorted((cid, c) for cid, c in self.campaigns.items() if c.trigger.type in types)
+        """Active campaigns with one of these trigger types, by id (cached: asked per event)."""
+        found = self._of_type.get(types)
+        if found is None:
+            found = self._of_type[types] = sorted(
+                (cid, c) for cid, c in self.campaigns.items() if c.trigger.type in types
+            )
+        return list(found)
 
     def user_zone(self, state: UserState) -> Any:
         return zone_of_region(state.traits.get("region", [None])[0], self.default_zone)
