@@ -120,8 +120,14 @@ class Engine:
         )
 
 
-def poll(check: Callable[[], T | None], *, timeout_s: float = 20.0, what: str = "condition") -> T:
-    """Call ``check`` until it returns something truthy, or fail after ``timeout_s``."""
+def poll(
+    check: Callable[[], T | None],
+    *,
+    timeout_s: float = 20.0,
+    what: str | Callable[[], str] = "condition",
+) -> T:
+    """Call ``check`` until it returns something truthy, or fail after ``timeout_s``
+    (``what`` may be a function, to describe the last state in the failure)."""
     deadline = time.monotonic() + timeout_s
     last: T | None = None
     while time.monotonic() < deadline:
@@ -129,7 +135,8 @@ def poll(check: Callable[[], T | None], *, timeout_s: float = 20.0, what: str = 
         if last:
             return last
         time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout_s}s waiting for {what}; last value: {last!r}")
+    description = what() if callable(what) else what
+    pytest.fail(f"timed out after {timeout_s}s waiting for {description}; last value: {last!r}")
 
 
 @pytest.fixture(scope="session")

@@ -51,12 +51,18 @@ def test_a_click_moves_bought_together_items_into_the_list(engine: Engine, uniqu
     assert all("bought together" not in entry["reason"] for entry in before["items"])
     engine.post_events(interaction("product_clicked", user, x))
 
+    seen: list[Any] = []
+
     def bought_together_first() -> dict[str, Any] | None:
         body = recommendations(engine, user)
+        seen[:] = [(entry["item_id"], entry["reason"]) for entry in body["items"][:5]]
         first = body["items"][:1]
         return body if first and first[0]["reason"].startswith("bought together") else None
 
-    body = poll(bought_together_first, what="a bought-together item to lead after clicking x")
+    body = poll(
+        bought_together_first,
+        what=lambda: f"a bought-together item to lead after clicking x (y={y}); last: {seen}",
+    )
     assert body["items"][0] == {
         **body["items"][0],
         "item_id": y,
