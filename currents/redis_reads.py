@@ -76,10 +76,17 @@ def score_pairs(reply: Sequence[Any]) -> list[tuple[str, float]]:
     >>> score_pairs([])
     []
     """
-    if reply and isinstance(reply[0], list | tuple):
-        return [(as_text(member), float(score)) for member, score in reply]
-    flat = iter(reply)
-    return [(as_text(member), float(score)) for member, score in zip(flat, flat, strict=True)]
+    pairs = reply if reply and isinstance(reply[0], list | tuple) else _paired(reply)
+    # as_text inlined: this runs for every member of every sorted set read.
+    return [
+        (member.decode() if isinstance(member, bytes) else str(member), float(score))
+        for member, score in pairs
+    ]
+
+
+def _paired(flat: Sequence[Any]) -> Iterable[tuple[Any, Any]]:
+    members = iter(flat)
+    return zip(members, members, strict=True)
 
 
 async def fetch_reads(redis: AsyncRedis, reads: Iterable[Read]) -> dict[Read, Any]:

@@ -15,6 +15,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import astuple, dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
 
 from redis.exceptions import RedisError
@@ -23,7 +24,7 @@ from currents import keys
 from currents.redis_client import AsyncRedis
 from currents.redis_reads import fetch_reads
 from currents.settings import Settings
-from online_models.base import Query, Read, Scored, hgetall
+from online_models.base import Query, Read, Scored, hgetall, item_record_read
 from online_models.content import ContentModel
 from online_models.cooccurrence import KINDS
 from online_models.hybrid import Hybrid, Ranked, build_models
@@ -59,7 +60,7 @@ class Recommendation:
 
 
 def _record(state: Mapping[Read, Any], item: str) -> dict[str, str]:
-    return state.get(hgetall(keys.item_record(item))) or {}
+    return state.get(item_record_read(item)) or {}
 
 
 def _price(record: Mapping[str, str]) -> float | None:
@@ -82,6 +83,7 @@ def passes(record: Mapping[str, str], filters: Filters) -> bool:
 
 
 HEAD_FACTOR, HEAD_SLACK = 3, 30
+_score_of = attrgetter("score")
 
 
 @dataclass
@@ -313,14 +315,12 @@ class Recommender:
         candidate_state = await self.cache.fetch(self.redis, hybrid.candidate_reads(query))
         proposals = hybrid.propose(query, candidate_state)
         pool = [item for item in proposals if item not in excluded]
-        pool.sort(key=lambda item: -max(s.score for s in proposals[item].values()))
+        pool.sort(key=lambda item: -max(map(_score_of, proposals[item].values())))
         pool = pool[:POOL]
         proposals = {item: proposals[item] for item in pool}
         sources = {s.source for scored in proposals.values() for s in scored.values() if s.source}
         reads = hybrid.item_reads(query, pool)
-        reads += [
-            hgetall(keys.item_record(item)) for item in [*pool, *sorted(sources), *extra_items]
-        ]
+        reads += map(item_record_read, [*pool, *sorted(sources), *extra_items])
         item_state = {**candidate_state, **await self.cache.fetch(self.redis, reads)}
         return Scoring(hybrid, query, proposals, item_state)
 
