@@ -1,11 +1,12 @@
 """Serve recommendations from the hybrid in a fixed number of pipelined round trips:
 
-1. the user's state blob;
+1. the user's state blob and MF vector (one MGET: both carry the user's hash tag);
 2. every model's candidate reads (neighbour lists, trending scopes, new arrivals…);
 3. every model's item reads for the bounded candidate pool, plus the catalog records of
    candidates and of the items reasons refer to.
 
-The number of round trips never depends on catalog size or history length.
+The number of round trips never depends on catalog size or history length; 2 and 3 only
+go to Redis for the shared reads the per-process cache (serving/cache.py) does not hold.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from currents import keys
 from currents.redis_client import AsyncRedis
 from currents.redis_reads import fetch_reads
 from currents.settings import Settings
-from online_models.base import Query, Read, Scored, hgetall, item_record_read
+from online_models.base import Query, Read, Scored, get, hgetall, item_record_read
 from online_models.content import ContentModel
 from online_models.cooccurrence import KINDS
 from online_models.hybrid import Hybrid, Ranked, build_models
@@ -182,12 +183,22 @@ class Recommender:
         self.cold_start = ColdStartCache()
         self._pending: set[asyncio.Task[Any]] = set()
 
-    async def query_for(self, user_id: str, now: int, **context: Any) -> tuple[Query, UserState]:
-        blob: bytes | None = await self.redis.get(keys.user_profile(user_id))  # type: ignore[assignment]
+    async def query_for(
+        self, user_id: str, now: int, **context: Any
+    ) -> tuple[Query, UserState, dict[Read, Any]]:
+        """The request's query, the user's state, and the user's own model reads already in
+        hand. The MF vector comes with the state blob in one MGET (both keys carry the
+        user's hash tag, so one slot on a Cluster too): it is the one item-stage read the
+        shared cache never holds, so with it in hand a warm request skips that round trip."""
+        factors = get(keys.user_factors(user_id))
+        replies: list[bytes | None] = await self.redis.mget(  # type: ignore[assignment]
+            [keys.user_profile(user_id), factors[1]]
+        )
+        blob, vector = replies
         state = UserState.from_bytes(blob)
         if not personalization_allowed(state):  # the shopper opted out: serve as anonymous
-            return query_from_state(None, UserState(), now, **context), UserState()
-        return query_from_state(user_id, state, now, **context), state
+            return query_from_state(None, UserState(), now, **context), UserState(), {}
+        return query_from_state(user_id, state, now, **context), state, {factors: vector}
 
     async def for_user(
         self,
@@ -200,7 +211,7 @@ class Recommender:
         blend: Mapping[str, float] | None = None,
     ) -> Recommendation:
         filters = filters or Filters()
-        query, state = await self.query_for(
+        query, state, user_reads = await self.query_for(
             user_id, now, context_item=context_item, category=filters.category
         )
         experiment = self.config.active_experiment()
@@ -220,7 +231,7 @@ class Recommender:
             )
         answer = self.cold_start.lookup(cold_key) if cold_key else None
         if answer is None:
-            answer = await self._answer(query, state, n, filters, context_item, blend)
+            answer = await self._answer(query, state, user_reads, n, filters, context_item, blend)
             if cold_key:
                 self.cold_start.store(cold_key, answer)
         items, personalized = answer
@@ -238,6 +249,7 @@ class Recommender:
         self,
         query: Query,
         state: UserState,
+        user_reads: Mapping[Read, Any],
         n: int,
         filters: Filters,
         context_item: str | None,
@@ -254,7 +266,7 @@ class Recommender:
             excluded.add(context_item)
         rules = self.config.rules
         pinned = sorted({r.item_id for r in rules if r.kind == "pin" and r.item_id and r.active})
-        scoring = await self._score(hybrid, query, excluded, pinned)
+        scoring = await self._score(hybrid, query, user_reads, excluded, pinned)
         pinned_records = {
             item: record
             for item in pinned
@@ -310,7 +322,12 @@ class Recommender:
         task.add_done_callback(self._pending.discard)
 
     async def _score(
-        self, hybrid: Hybrid, query: Query, excluded: set[str], extra_items: list[str]
+        self,
+        hybrid: Hybrid,
+        query: Query,
+        user_reads: Mapping[Read, Any],
+        excluded: set[str],
+        extra_items: list[str],
     ) -> Scoring:
         candidate_state = await self.cache.fetch(self.redis, hybrid.candidate_reads(query))
         proposals = hybrid.propose(query, candidate_state)
@@ -321,7 +338,7 @@ class Recommender:
         sources = {s.source for scored in proposals.values() for s in scored.values() if s.source}
         reads = hybrid.item_reads(query, pool)
         reads += map(item_record_read, [*pool, *sorted(sources), *extra_items])
-        item_state = {**candidate_state, **await self.cache.fetch(self.redis, reads)}
+        item_state = {**candidate_state, **await self.cache.fetch(self.redis, reads, user_reads)}
         return Scoring(hybrid, query, proposals, item_state)
 
     @staticmethod

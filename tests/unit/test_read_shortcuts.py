@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,6 +14,8 @@ from currents.redis_reads import score_pairs
 from currents.text import as_text
 from online_models.base import get, hgetall, item_factors_read, item_record_read
 from online_models.hybrid import NON_PERSONAL
+from serving import cache as read_cache
+from serving.cache import ReadCache
 
 ids = st.text(min_size=1, max_size=12)
 scores = st.floats(allow_nan=False, width=64)
@@ -36,3 +42,25 @@ def test_score_pairs_reads_both_protocols_like_redis_py(pairs: list[tuple[bytes,
 def test_personalized_is_any_personal_contribution(names: set[str]) -> None:
     parts = dict.fromkeys(names, 1.0)
     assert (not parts.keys() <= NON_PERSONAL) == any(n not in NON_PERSONAL for n in parts)
+
+
+def test_reads_in_hand_join_the_answer_without_going_to_redis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[list[Any]] = []
+
+    async def fake_fetch(redis: object, reads: list[Any]) -> dict[Any, Any]:
+        asked.append(list(reads))
+        return {read: f"redis:{read[1]}" for read in reads}
+
+    monkeypatch.setattr(read_cache, "fetch_reads", fake_fetch)
+    cache = ReadCache(clock=lambda: 0.0)
+    user = get(keys.user_factors("u"))
+    shared = item_factors_read("a")
+    reads = [user, shared]
+
+    first = asyncio.run(cache.fetch(None, reads, {user: b"vector"}))  # type: ignore[arg-type]
+    assert first == {user: b"vector", shared: "redis:" + shared[1]}
+    assert asked == [[shared]]
+    second = asyncio.run(cache.fetch(None, reads, {user: b"vector"}))  # type: ignore[arg-type]
+    assert second == first and len(asked) == 1  # the shared read is cached: no round trip
