@@ -11,15 +11,11 @@ go to Redis for the shared reads the per-process cache (serving/cache.py) does n
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import astuple, dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
-
-from redis.exceptions import RedisError
 
 from currents import keys
 from currents.redis_client import AsyncRedis
@@ -36,8 +32,8 @@ from serving.business_rules import Candidate, Rule, apply_rules, chosen_before_p
 from serving.cache import ColdStartCache, ReadCache
 from serving.config_store import ConfigStore, recommendation_record
 from serving.experiments import Experiment, Variant, assign
+from serving.served_records import ServedRecords
 
-log = logging.getLogger("currents.api.recommend")
 POOL = 300
 RECORD_TTL_S = 7 * 86_400
 Exclude = Literal["purchased", "viewed", "none"]
@@ -181,7 +177,7 @@ class Recommender:
         self.hybrid = Hybrid(build_models(settings), settings.blend)
         self.cache = ReadCache()  # shared model reads, per process (serving/cache.py)
         self.cold_start = ColdStartCache()
-        self._pending: set[asyncio.Task[Any]] = set()
+        self.served = ServedRecords(redis, RECORD_TTL_S)
 
     async def query_for(
         self, user_id: str, now: int, **context: Any
@@ -306,20 +302,7 @@ class Recommender:
             variant.name if variant else None,
             now,
         )
-
-        async def write() -> None:
-            try:
-                await self.redis.set(
-                    keys.recommendation(recommendation_id), record, ex=RECORD_TTL_S
-                )
-            except (RedisError, OSError) as error:
-                log.warning(
-                    "recommendation record not stored", extra={"error": type(error).__name__}
-                )
-
-        task = asyncio.create_task(write())
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self.served.store(keys.recommendation(recommendation_id), record)
 
     async def _score(
         self,
