@@ -3,7 +3,9 @@
 Plain GETs travel as MGETs on one Redis: redis-py spends ~25 µs packing and parsing each
 pipelined command, so thousands of single-key GETs cost more than the Redis work behind
 them. A Redis Cluster refuses an MGET whose keys span slots, so there each key keeps its
-own GET.
+own GET. Sorted-set tops go as plain ZREVRANGE ... WITHSCORES: redis-py's own zrevrange
+turns every RESP3 score back into bytes and parses it again (for RESP2 look-alike
+replies), which cost as much as the rest of the reply's handling.
 """
 
 from __future__ import annotations
@@ -62,6 +64,31 @@ async def get_many(redis: AsyncRedis, keys: Sequence[str]) -> list[Any]:
     return gets.values(await pipe.execute())
 
 
+def score_pairs(reply: Sequence[Any]) -> list[tuple[str, float]]:
+    """A ZREVRANGE ... WITHSCORES reply as ``[(member, score)]``, in either protocol:
+    RESP3 nests ``[member, score]`` pairs with float scores, RESP2 alternates member and
+    score bytes. The floats are the ones redis-py's zrevrange returns.
+
+    >>> score_pairs([[b"a", 2.5], [b"b", 1e-300]])
+    [('a', 2.5), ('b', 1e-300)]
+    >>> score_pairs([b"a", b"2.5", b"b", b"1e-300"])
+    [('a', 2.5), ('b', 1e-300)]
+    >>> score_pairs([])
+    []
+    """
+    pairs = reply if reply and isinstance(reply[0], list | tuple) else _paired(reply)
+    # as_text inlined: this runs for every member of every sorted set read.
+    return [
+        (member.decode() if isinstance(member, bytes) else str(member), float(score))
+        for member, score in pairs
+    ]
+
+
+def _paired(flat: Sequence[Any]) -> Iterable[tuple[Any, Any]]:
+    members = iter(flat)
+    return zip(members, members, strict=True)
+
+
 async def fetch_reads(redis: AsyncRedis, reads: Iterable[Read]) -> dict[Read, Any]:
     """One round trip for any number of reads; results keyed by the read."""
     unique = list(dict.fromkeys(reads))
@@ -73,7 +100,7 @@ async def fetch_reads(redis: AsyncRedis, reads: Iterable[Read]) -> dict[Read, An
     gets = QueuedGets(pipe, [key for _, key, _ in plain])
     for op, key, n in other:
         if op == "ztop":
-            pipe.zrevrange(key, 0, n - 1, withscores=True)
+            pipe.execute_command("ZREVRANGE", key, 0, n - 1, "WITHSCORES")
         elif op == "hgetall":
             pipe.hgetall(key)
         else:
@@ -82,7 +109,7 @@ async def fetch_reads(redis: AsyncRedis, reads: Iterable[Read]) -> dict[Read, An
     results: dict[Read, Any] = dict(zip(plain, gets.values(replies[: gets.replies]), strict=True))
     for read, reply in zip(other, replies[gets.replies :], strict=True):
         if read[0] == "ztop":
-            results[read] = [(as_text(member), float(score)) for member, score in reply]
+            results[read] = score_pairs(reply)
         else:
             results[read] = {as_text(k): as_text(v) for k, v in reply.items()}
     return results

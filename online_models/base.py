@@ -18,8 +18,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar
 
+from currents import keys
 from currents.writes import Write
 from online_models.decay import PREVIOUS_GENERATION_SCALE
 
@@ -37,6 +39,18 @@ def ztop(key: str, n: int) -> Read:
 
 def hgetall(key: str) -> Read:
     return ("hgetall", key, 0)
+
+
+# Every recommendation reads these for each of a few hundred pooled items, and the same
+# items recur request after request: each read is built once per item, not per use.
+@lru_cache(maxsize=65_536)
+def item_record_read(item_id: str) -> Read:
+    return hgetall(keys.item_record(item_id))
+
+
+@lru_cache(maxsize=65_536)
+def item_factors_read(item_id: str) -> Read:
+    return get(keys.item_factors(item_id))
 
 
 @dataclass(frozen=True, slots=True)

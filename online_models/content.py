@@ -23,7 +23,16 @@ from collections.abc import Sequence
 
 from currents import keys
 from currents.writes import HashSet, Write, ZAdd
-from online_models.base import Interaction, OnlineModel, Query, Read, Scored, State, hgetall, ztop
+from online_models.base import (
+    Interaction,
+    OnlineModel,
+    Query,
+    Read,
+    Scored,
+    State,
+    item_record_read,
+    ztop,
+)
 from online_models.memory import MemoryStore
 
 __all__ = ["ContentModel", "HashSet", "MemoryStore", "ZAdd"]
@@ -68,7 +77,7 @@ class ContentModel(OnlineModel):
         return proposed
 
     def item_reads(self, query: Query, items: Sequence[str]) -> list[Read]:
-        return [hgetall(keys.item_record(i)) for i in items]
+        return list(map(item_record_read, items))
 
     def score(self, query: Query, items: Sequence[str], state: State) -> dict[str, float]:
         categories = query.affinities.get("category", {})
@@ -77,15 +86,10 @@ class ContentModel(OnlineModel):
         if not categories and not brands:
             return scores
         # Hot loop (every candidate of every request): names bound locally.
-        lookup, record_key, category_share, brand_share = (
-            state.get,
-            keys.item_record,
-            categories.get,
-            brands.get,
-        )
+        lookup, category_share, brand_share = state.get, categories.get, brands.get
         empty: dict[str, str] = {}
         for item in items:
-            record = lookup(("hgetall", record_key(item), 0)) or empty
+            record = lookup(item_record_read(item)) or empty
             score = category_share(record.get("category", ""), 0.0)
             score += BRAND_WEIGHT * brand_share(record.get("brand", ""), 0.0)
             if score > 0:

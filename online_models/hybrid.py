@@ -183,7 +183,7 @@ class Hybrid:
                     reason=reason,
                     model=leader,
                     source=source,
-                    personalized=any(name not in NON_PERSONAL for name in parts),
+                    personalized=not parts.keys() <= NON_PERSONAL,
                     contributions=parts,
                 )
             )

@@ -32,7 +32,15 @@ from river import optim, reco
 
 from currents import keys
 from currents.writes import Put, Write
-from online_models.base import Interaction, OnlineModel, Query, Read, State, get
+from online_models.base import (
+    Interaction,
+    OnlineModel,
+    Query,
+    Read,
+    State,
+    get,
+    item_factors_read,
+)
 from online_models.memory import MemoryStore
 
 __all__ = ["MatrixFactorizationModel", "MemoryStore", "NaiveRiverModel", "pack", "unpack"]
@@ -182,7 +190,7 @@ class MatrixFactorizationModel(OnlineModel):
     def item_reads(self, query: Query, items: Sequence[str]) -> list[Read]:
         if query.user_id is None:
             return []
-        return [get(keys.user_factors(query.user_id))] + [get(keys.item_factors(i)) for i in items]
+        return [get(keys.user_factors(query.user_id)), *map(item_factors_read, items)]
 
     def score(self, query: Query, items: Sequence[str], state: State) -> dict[str, float]:
         if query.user_id is None or state.get(get(keys.user_factors(query.user_id))) is None:
@@ -190,9 +198,9 @@ class MatrixFactorizationModel(OnlineModel):
         user = self._vector(state, "u", query.user_id)
         size = self.factors * 4
         known, blobs = [], []
-        lookup, factors_key = state.get, keys.item_factors  # hot loop: bound locally
+        lookup = state.get  # hot loop: bound locally
         for item in items:
-            blob = lookup(("get", factors_key(item), 0))
+            blob = lookup(item_factors_read(item))
             if blob is not None and len(blob) == size:
                 known.append(item)
                 blobs.append(blob)

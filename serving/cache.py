@@ -34,7 +34,7 @@ A record read while its change was being announced is not kept:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 from currents import keys
@@ -128,10 +128,16 @@ class ReadCache:
         self._changed_at.clear()
         self._dropped_at = self._changes = self._changes + 1
 
-    async def fetch(self, redis: AsyncRedis, reads: Iterable[Read]) -> dict[Read, Any]:
+    async def fetch(
+        self, redis: AsyncRedis, reads: Iterable[Read], in_hand: Mapping[Read, Any] | None = None
+    ) -> dict[Read, Any]:
         """Like :func:`currents.redis_reads.fetch_reads`, serving shared reads from the
-        cache when fresh; the misses still go in one pipelined round trip."""
+        cache when fresh and ``in_hand`` reads (this request's, read just before) as given;
+        the misses still go in one pipelined round trip."""
         hits, misses = self.lookup(reads)
+        if in_hand:
+            hits.update(in_hand)
+            misses = [read for read in misses if read not in in_hand]
         if misses:
             since = self._changes
             fetched = await fetch_reads(redis, misses)

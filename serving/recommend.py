@@ -1,29 +1,27 @@
 """Serve recommendations from the hybrid in a fixed number of pipelined round trips:
 
-1. the user's state blob;
+1. the user's state blob and MF vector (one MGET: both carry the user's hash tag);
 2. every model's candidate reads (neighbour lists, trending scopes, new arrivals…);
 3. every model's item reads for the bounded candidate pool, plus the catalog records of
    candidates and of the items reasons refer to.
 
-The number of round trips never depends on catalog size or history length.
+The number of round trips never depends on catalog size or history length; 2 and 3 only
+go to Redis for the shared reads the per-process cache (serving/cache.py) does not hold.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import astuple, dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
-
-from redis.exceptions import RedisError
 
 from currents import keys
 from currents.redis_client import AsyncRedis
 from currents.redis_reads import fetch_reads
 from currents.settings import Settings
-from online_models.base import Query, Read, Scored, hgetall
+from online_models.base import Query, Read, Scored, get, hgetall, item_record_read
 from online_models.content import ContentModel
 from online_models.cooccurrence import KINDS
 from online_models.hybrid import Hybrid, Ranked, build_models
@@ -34,8 +32,8 @@ from serving.business_rules import Candidate, Rule, apply_rules, chosen_before_p
 from serving.cache import ColdStartCache, ReadCache
 from serving.config_store import ConfigStore, recommendation_record
 from serving.experiments import Experiment, Variant, assign
+from serving.served_records import ServedRecords
 
-log = logging.getLogger("currents.api.recommend")
 POOL = 300
 RECORD_TTL_S = 7 * 86_400
 Exclude = Literal["purchased", "viewed", "none"]
@@ -59,7 +57,7 @@ class Recommendation:
 
 
 def _record(state: Mapping[Read, Any], item: str) -> dict[str, str]:
-    return state.get(hgetall(keys.item_record(item))) or {}
+    return state.get(item_record_read(item)) or {}
 
 
 def _price(record: Mapping[str, str]) -> float | None:
@@ -82,6 +80,7 @@ def passes(record: Mapping[str, str], filters: Filters) -> bool:
 
 
 HEAD_FACTOR, HEAD_SLACK = 3, 30
+_score_of = attrgetter("score")
 
 
 @dataclass
@@ -178,14 +177,24 @@ class Recommender:
         self.hybrid = Hybrid(build_models(settings), settings.blend)
         self.cache = ReadCache()  # shared model reads, per process (serving/cache.py)
         self.cold_start = ColdStartCache()
-        self._pending: set[asyncio.Task[Any]] = set()
+        self.served = ServedRecords(redis, RECORD_TTL_S)
 
-    async def query_for(self, user_id: str, now: int, **context: Any) -> tuple[Query, UserState]:
-        blob: bytes | None = await self.redis.get(keys.user_profile(user_id))  # type: ignore[assignment]
+    async def query_for(
+        self, user_id: str, now: int, **context: Any
+    ) -> tuple[Query, UserState, dict[Read, Any]]:
+        """The request's query, the user's state, and the user's own model reads already in
+        hand. The MF vector comes with the state blob in one MGET (both keys carry the
+        user's hash tag, so one slot on a Cluster too): it is the one item-stage read the
+        shared cache never holds, so with it in hand a warm request skips that round trip."""
+        factors = get(keys.user_factors(user_id))
+        replies: list[bytes | None] = await self.redis.mget(  # type: ignore[assignment]
+            [keys.user_profile(user_id), factors[1]]
+        )
+        blob, vector = replies
         state = UserState.from_bytes(blob)
         if not personalization_allowed(state):  # the shopper opted out: serve as anonymous
-            return query_from_state(None, UserState(), now, **context), UserState()
-        return query_from_state(user_id, state, now, **context), state
+            return query_from_state(None, UserState(), now, **context), UserState(), {}
+        return query_from_state(user_id, state, now, **context), state, {factors: vector}
 
     async def for_user(
         self,
@@ -198,7 +207,7 @@ class Recommender:
         blend: Mapping[str, float] | None = None,
     ) -> Recommendation:
         filters = filters or Filters()
-        query, state = await self.query_for(
+        query, state, user_reads = await self.query_for(
             user_id, now, context_item=context_item, category=filters.category
         )
         experiment = self.config.active_experiment()
@@ -218,7 +227,7 @@ class Recommender:
             )
         answer = self.cold_start.lookup(cold_key) if cold_key else None
         if answer is None:
-            answer = await self._answer(query, state, n, filters, context_item, blend)
+            answer = await self._answer(query, state, user_reads, n, filters, context_item, blend)
             if cold_key:
                 self.cold_start.store(cold_key, answer)
         items, personalized = answer
@@ -236,6 +245,7 @@ class Recommender:
         self,
         query: Query,
         state: UserState,
+        user_reads: Mapping[Read, Any],
         n: int,
         filters: Filters,
         context_item: str | None,
@@ -252,7 +262,7 @@ class Recommender:
             excluded.add(context_item)
         rules = self.config.rules
         pinned = sorted({r.item_id for r in rules if r.kind == "pin" and r.item_id and r.active})
-        scoring = await self._score(hybrid, query, excluded, pinned)
+        scoring = await self._score(hybrid, query, user_reads, excluded, pinned)
         pinned_records = {
             item: record
             for item in pinned
@@ -292,36 +302,26 @@ class Recommender:
             variant.name if variant else None,
             now,
         )
-
-        async def write() -> None:
-            try:
-                await self.redis.set(
-                    keys.recommendation(recommendation_id), record, ex=RECORD_TTL_S
-                )
-            except (RedisError, OSError) as error:
-                log.warning(
-                    "recommendation record not stored", extra={"error": type(error).__name__}
-                )
-
-        task = asyncio.create_task(write())
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self.served.store(keys.recommendation(recommendation_id), record)
 
     async def _score(
-        self, hybrid: Hybrid, query: Query, excluded: set[str], extra_items: list[str]
+        self,
+        hybrid: Hybrid,
+        query: Query,
+        user_reads: Mapping[Read, Any],
+        excluded: set[str],
+        extra_items: list[str],
     ) -> Scoring:
         candidate_state = await self.cache.fetch(self.redis, hybrid.candidate_reads(query))
         proposals = hybrid.propose(query, candidate_state)
         pool = [item for item in proposals if item not in excluded]
-        pool.sort(key=lambda item: -max(s.score for s in proposals[item].values()))
+        pool.sort(key=lambda item: -max(map(_score_of, proposals[item].values())))
         pool = pool[:POOL]
         proposals = {item: proposals[item] for item in pool}
         sources = {s.source for scored in proposals.values() for s in scored.values() if s.source}
         reads = hybrid.item_reads(query, pool)
-        reads += [
-            hgetall(keys.item_record(item)) for item in [*pool, *sorted(sources), *extra_items]
-        ]
-        item_state = {**candidate_state, **await self.cache.fetch(self.redis, reads)}
+        reads += map(item_record_read, [*pool, *sorted(sources), *extra_items])
+        item_state = {**candidate_state, **await self.cache.fetch(self.redis, reads, user_reads)}
         return Scoring(hybrid, query, proposals, item_state)
 
     @staticmethod
