@@ -62,9 +62,9 @@ def order(user: str, products: list[str]) -> dict[str, Any]:
     }
 
 
-def recommendations(engine: Engine, user: str, n: int = 10) -> dict[str, Any]:
+def recommendations(engine: Engine, user: str, n: int = 10, **params: str | int) -> dict[str, Any]:
     with engine.client("read") as client:
-        response = client.get(f"/v1/users/{user}/recommendations", params={"n": n})
+        response = client.get(f"/v1/users/{user}/recommendations", params={"n": n, **params})
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
 
