@@ -152,7 +152,9 @@ def test_dashboard_shows_live_numbers(demo: Demo, tab: Tab) -> None:
     page = tab.page
     page.goto(demo.api_url + "/dashboard")
     page.wait_for_selector("[data-testid=dashboard-status]:has-text('public metrics only')")
-    page.wait_for_selector("[data-testid=chart-events] path")  # two scrapes: a rate
+    # Two scrapes make a rate. A steady series draws a flat line, whose zero-height box
+    # Playwright calls hidden: chart paths are awaited attached.
+    page.wait_for_selector("[data-testid=chart-events] path[data-points]", state="attached")
     assert page.inner_text("[data-testid=dlq-count]").strip().isdigit()
     page.fill("[data-testid=admin-key]", demo.admin_key)
     page.click("#key-form button[type=submit]")
@@ -161,9 +163,9 @@ def test_dashboard_shows_live_numbers(demo: Demo, tab: Tab) -> None:
     page.wait_for_selector("[data-testid=experiment-stats] tr[data-experiment=demo-blend]")
     page.wait_for_selector("[data-testid=segment-sizes] .bar[data-label=cart-holders]")
     page.wait_for_selector("[data-testid=consumer-lag]:text-matches('^[0-9]+$')")
-    page.wait_for_selector("[data-testid=chart-lag] path")
+    page.wait_for_selector("[data-testid=chart-lag] path[data-points]", state="attached")
     page.wait_for_selector("[data-testid=rec-latency]:text-matches('^[0-9.]+ / [0-9.]+ ms$')")
-    page.wait_for_selector("[data-testid=chart-latency] path.line2")
+    page.wait_for_selector("[data-testid=chart-latency] path.line2[data-points]", state="attached")
     # The admin key stays in this tab's sessionStorage only, and the storefront tab never sees it.
     assert page.evaluate("sessionStorage.getItem('currents.admin.key')") == demo.admin_key
     assert demo.admin_key not in page.evaluate("JSON.stringify(localStorage)")
