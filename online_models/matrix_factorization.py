@@ -153,7 +153,7 @@ class MatrixFactorizationModel(OnlineModel):
         for negatives in self._negative_draws(batch):
             items.update(negatives)
         return [get(keys.user_factors(u)) for u in sorted(users)] + [
-            get(keys.item_factors(i)) for i in sorted(items)
+            item_factors_read(i) for i in sorted(items)
         ]
 
     def learn(self, batch: Sequence[Interaction], state: State) -> list[Write]:
