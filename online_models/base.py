@@ -15,11 +15,12 @@ Reads are ``(op, key, n)``:
 
 from __future__ import annotations
 
+import operator
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from currents import keys
 from currents.writes import Write
@@ -171,3 +172,71 @@ def read_generations(state: State, reads: GenerationReads) -> dict[str, float]:
     return merge_generations(
         state.get(current, []), state.get(previous, []), PREVIOUS_GENERATION_SCALE
     )
+
+
+def normalised_generations(state: State, reads: GenerationReads) -> dict[str, float]:
+    """:func:`read_generations`, normalised (derived once per pair of replies when the
+    state carries a memo: see :func:`derived`)."""
+    return derived(state, "normalised", reads, lambda: normalise(read_generations(state, reads)))
+
+
+T = TypeVar("T")
+
+
+def derived(state: State, kind: str, reads: tuple[Read, ...], compute: Callable[[], T]) -> T:
+    """``compute()``: a value that depends only on the replies to ``reads``, taken from the
+    state's :class:`DerivedMemo` when it carries one (the API's) and those replies are the
+    same objects as last time. The value is shared: callers must not mutate it."""
+    memo: DerivedMemo | None = getattr(state, "memo", None)
+    if memo is None:
+        return compute()
+    return memo.derive(state, kind, reads, compute)
+
+
+class DerivedMemo:
+    """Values computed from replies, each kept while its replies are the same objects.
+
+    The API's read cache (serving/cache.py) hands out one reply object per read until it
+    refetches that read, and request after request merges and normalises the same hot
+    neighbour lists and trending scopes. An entry holds on to its replies, so no other
+    object can take their identity while it is compared; a refetched reply is a new
+    object, so it misses. Replies are never mutated, so a hit equals recomputing.
+
+    >>> memo = DerivedMemo()
+    >>> pair = (ztop("now", 2), ztop("before", 2))
+    >>> state = MemoState({pair[0]: [("a", 2.0), ("b", 1.0)], pair[1]: []}, memo)
+    >>> first = normalised_generations(state, pair)
+    >>> first, normalised_generations(state, pair) is first
+    ({'a': 1.0, 'b': 0.5}, True)
+    >>> state[pair[0]] = [("a", 2.0), ("b", 1.0)]   # refetched: a new reply object
+    >>> normalised_generations(state, pair) is first
+    False
+    """
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str, tuple[Read, ...]], tuple[list[Any], Any]] = {}
+
+    def derive(
+        self, state: State, kind: str, reads: tuple[Read, ...], compute: Callable[[], T]
+    ) -> T:
+        replies = [state.get(read) for read in reads]
+        entry = self._entries.get((kind, reads))
+        if entry is not None and all(map(operator.is_, entry[0], replies)):
+            value: T = entry[1]
+            return value
+        value = compute()
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[kind, reads] = (replies, value)
+        return value
+
+
+class MemoState(dict[Read, Any]):
+    """A query's replies, with the :class:`DerivedMemo` that models derive through."""
+
+    __slots__ = ("memo",)
+
+    def __init__(self, replies: Mapping[Read, Any], memo: DerivedMemo) -> None:
+        super().__init__(replies)
+        self.memo = memo

@@ -34,7 +34,7 @@ from online_models.base import (
     Scored,
     State,
     generation_reads,
-    normalise,
+    normalised_generations,
     read_generations,
 )
 from online_models.decay import DecayClock
@@ -159,13 +159,15 @@ class CooccurrenceModel(OnlineModel):
             recency *= self.position_decay**position
             for kind in KINDS:
                 weight = recency * KIND_WEIGHTS[kind]
-                neighbours = self.neighbours_of(item, kind, query.now, state)
+                reads = self.neighbour_reads(item, kind, query.now)
                 if self.normalise_lists:
-                    neighbours = normalise(neighbours)
+                    neighbours = normalised_generations(state, reads)
+                else:
+                    neighbours = read_generations(state, reads)
                 for other, similarity in neighbours.items():
                     contribution = weight * similarity
                     totals[other] = totals.get(other, 0.0) + contribution
-                    if contribution > best.get(other, (0.0, "", ""))[0]:
+                    if other not in best or contribution > best[other][0]:
                         best[other] = (contribution, item, kind)
         return {
             item: Scored(score, REASONS[best[item][2]], source=best[item][1])

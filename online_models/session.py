@@ -30,8 +30,7 @@ from online_models.base import (
     Scored,
     State,
     generation_reads,
-    normalise,
-    read_generations,
+    normalised_generations,
 )
 from online_models.decay import DecayClock
 from online_models.memory import MemoryStore
@@ -103,11 +102,11 @@ class SessionModel(OnlineModel):
         totals: dict[str, float] = {}
         best: dict[str, tuple[float, str]] = {}
         for step, item in enumerate(self._recent(query)):
-            merged = read_generations(state, self._reads(item, query.now))
-            for successor, value in normalise(merged).items():
+            successors = normalised_generations(state, self._reads(item, query.now))
+            for successor, value in successors.items():
                 contribution = self.step_weights[step] * value
                 totals[successor] = totals.get(successor, 0.0) + contribution
-                if contribution > best.get(successor, (0.0, ""))[0]:
+                if successor not in best or contribution > best[successor][0]:
                     best[successor] = (contribution, item)
         return {
             item: Scored(score, "often viewed next after {item}", source=best[item][1])

@@ -30,6 +30,7 @@ from online_models.base import (
     Read,
     Scored,
     State,
+    derived,
     generation_reads,
     normalise,
     read_generations,
@@ -129,11 +130,17 @@ class TrendingModel(OnlineModel):
         ]
 
     def scope_scores(self, scope: str, now: int, state: State) -> dict[str, float]:
-        blended: dict[str, float] = {}
-        for pair in self._scope_reads(scope, now):
-            for item, value in normalise(read_generations(state, pair)).items():
-                blended[item] = blended.get(item, 0.0) + value / len(self.clocks)
-        return blended
+        """The scope's blended scores (shared by every shopper: derived once per replies)."""
+        pairs = self._scope_reads(scope, now)
+
+        def blend() -> dict[str, float]:
+            blended: dict[str, float] = {}
+            for pair in pairs:
+                for item, value in normalise(read_generations(state, pair)).items():
+                    blended[item] = blended.get(item, 0.0) + value / len(self.clocks)
+            return blended
+
+        return derived(state, "trending", tuple(read for pair in pairs for read in pair), blend)
 
     def candidates(self, query: Query, state: State) -> dict[str, Scored]:
         proposed: dict[str, Scored] = {}

@@ -21,7 +21,16 @@ from currents import keys
 from currents.redis_client import AsyncRedis
 from currents.redis_reads import fetch_reads
 from currents.settings import Settings
-from online_models.base import Query, Read, Scored, get, hgetall, item_record_read
+from online_models.base import (
+    DerivedMemo,
+    MemoState,
+    Query,
+    Read,
+    Scored,
+    get,
+    hgetall,
+    item_record_read,
+)
 from online_models.content import ContentModel
 from online_models.cooccurrence import KINDS
 from online_models.hybrid import Hybrid, Ranked, build_models
@@ -177,6 +186,9 @@ class Recommender:
         self.hybrid = Hybrid(build_models(settings), settings.blend)
         self.cache = ReadCache()  # shared model reads, per process (serving/cache.py)
         self.cold_start = ColdStartCache()
+        # What models derive from the cached shared replies (merged and normalised
+        # neighbour lists, trending scopes), worked out once per reply, not per request.
+        self.derived: DerivedMemo | None = DerivedMemo()
         self.served = ServedRecords(redis, RECORD_TTL_S)
 
     async def query_for(
@@ -313,7 +325,10 @@ class Recommender:
         extra_items: list[str],
     ) -> Scoring:
         candidate_state = await self.cache.fetch(self.redis, hybrid.candidate_reads(query))
-        proposals = hybrid.propose(query, candidate_state)
+        proposals = hybrid.propose(
+            query,
+            candidate_state if self.derived is None else MemoState(candidate_state, self.derived),
+        )
         pool = [item for item in proposals if item not in excluded]
         pool.sort(key=lambda item: -max(map(_score_of, proposals[item].values())))
         pool = pool[:POOL]

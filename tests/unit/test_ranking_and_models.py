@@ -107,3 +107,16 @@ def test_session_items_lead_to_everything_after_them_with_less_weight_per_step()
     # b's list and a's list both hold only d (each normalised to 1): 1 + 0.5.
     assert proposed["d"].score == 1.5
     assert proposed["d"].explain() == "often viewed next after b"
+
+
+def test_a_contribution_that_underflows_to_zero_still_gets_a_reason():
+    # A neighbour's weight times the history item's decay can round to 0.0; the item was
+    # totalled but never became anyone's "best" source, and proposing it raised KeyError.
+    now = 10 * DAY
+    query = Query("u", now=now, history=(("a", now - 2 * DAY), ("b", now)), session_items=("a",))
+    tiny = [("x", 5e-324), ("y", 2.0)]  # normalised: x is 2.5e-324, which rounds to 0.0
+    for model in (CooccurrenceModel(), SessionModel()):
+        state = {read: tiny for read in model.candidate_reads(query) if read[0] == "ztop"}
+        proposed = model.candidates(query, state)
+        assert set(proposed) == {"x", "y"}
+        assert proposed["y"].score > proposed["x"].score >= 0.0
