@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 
 from currents.settings import Settings
-from online_models.base import Interaction, OnlineModel, Query, Read, Scored, State, normalise
+from online_models.base import Interaction, OnlineModel, Query, Read, Scored, State
 from online_models.content import ContentModel
 from online_models.cooccurrence import CooccurrenceModel
 from online_models.matrix_factorization import MatrixFactorizationModel
@@ -39,6 +40,8 @@ CANDIDATES_PER_MODEL = 100
 # Models whose contribution means "we know something about this shopper".
 NON_PERSONAL = frozenset({"trending"})
 MF_REASON = "shoppers with your taste liked it"
+# Models that score every pooled candidate, not only the ones they proposed.
+SCORERS = frozenset({"mf", "content"})
 
 
 @dataclass
@@ -124,7 +127,6 @@ class Hybrid:
         active = self._active()
         if not items or not active:
             return []
-        position = {item: index for index, item in enumerate(items)}
         matrix = np.zeros((len(items), len(active)))
         # Each proposer's own scores, gathered in one pass over the proposals.
         proposed: dict[str, dict[str, float]] = {name: {} for name, _, _ in active}
@@ -135,18 +137,16 @@ class Hybrid:
         for column, (name, model, _) in enumerate(active):
             own = proposed[name]
             # Proposers already scored their candidates; scorers score every candidate.
-            if own and name not in {"mf", "content"}:
-                rescored = own
+            if own and name not in SCORERS:
+                values = own
             else:
-                rescored = model.score(query, items, state)
-            values = normalise({**own, **rescored})
-            rows = [position[item] for item in values if item in position]
-            if len(rows) == len(values):
-                matrix[rows, column] = list(values.values())
-            else:
-                for item, value in values.items():
-                    if item in position:
-                        matrix[position[item], column] = value
+                values = {**own, **model.score(query, items, state)}
+            top = max(values.values(), default=0.0)
+            if top <= 0:
+                continue
+            # normalise() in place: the positive scores over the largest (the same floats).
+            raw = np.fromiter(map(values.get, items, repeat(0.0)), float, len(items))
+            matrix[:, column] = np.where(raw > 0, raw / top, 0.0)
         weights = np.array([weight for _, _, weight in active])
         contributions = matrix * weights
         totals = contributions.sum(axis=1)
