@@ -109,6 +109,8 @@ class MatrixFactorizationModel(OnlineModel):
         self.negatives = negatives
         self.seed = seed
         self.recent_items: deque[str] = deque(maxlen=reservoir)
+        # The last draws (reservoir, batch, draws): ``learn`` reuses ``learn_reads``'.
+        self._drawn: tuple[tuple[str, ...], list[Interaction], list[list[str]]] | None = None
         self._river = reco.FunkMF(
             n_factors=factors,
             optimizer=optim.SGD(learning_rate),
@@ -142,7 +144,10 @@ class MatrixFactorizationModel(OnlineModel):
         interaction is learned (the batch's earlier positives included), by a hash of
         (seed, user, item, time): ``learn_reads`` and ``learn`` (and any replay) draw the
         same ones."""
-        pool = deque(self.recent_items, maxlen=self.recent_items.maxlen)
+        reservoir = tuple(self.recent_items)
+        if self._drawn is not None and self._drawn[0] == reservoir and self._drawn[1] == batch:
+            return self._drawn[2]
+        pool = deque(reservoir, maxlen=self.recent_items.maxlen)
         draws: list[list[str]] = []
         for interaction in batch:
             if interaction.weight <= 0:
@@ -150,6 +155,7 @@ class MatrixFactorizationModel(OnlineModel):
                 continue
             draws.append(self._draw(pool, interaction))
             pool.append(interaction.item_id)
+        self._drawn = (reservoir, list(batch), draws)
         return draws
 
     def _draw(self, pool: deque[str], interaction: Interaction) -> list[str]:

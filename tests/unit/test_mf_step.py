@@ -65,3 +65,24 @@ def test_model_learns_exact_factors() -> None:
         "{u:u}:mf": "bda991bdb112523d92e18dbd27f30fbe",
         "{u:v}:mf": "ca3421bea5383f3d792d063e9d9f093c",
     }
+
+
+def test_cached_draws_equal_fresh_draws() -> None:
+    """``learn`` reuses the draws ``learn_reads`` made for the same batch and reservoir;
+    another batch, or a replay once the reservoir moved, draws afresh."""
+    cached, fresh = (MatrixFactorizationModel(factors=4, negatives=2, seed=3) for _ in "ab")
+    stores = MemoryStore(), MemoryStore()
+    first = [Interaction("u", item, "product_viewed", 1.0, ts) for ts, item in enumerate("abcd")]
+    second = [Interaction("v", item, "product_viewed", 1.0, ts) for ts, item in enumerate("dcba")]
+    for batch, other in ((first, second), (second, first), (first, None), (first, None)):
+        if other is not None:
+            cached.learn_reads(other)
+        reads = cached.learn_reads(batch)
+        writes = cached.learn(batch, stores[0].fetch(reads))
+        fresh._drawn = None
+        fresh_reads = fresh.learn_reads(batch)
+        fresh._drawn = None
+        fresh_writes = fresh.learn(batch, stores[1].fetch(fresh_reads))
+        assert (reads, writes) == (fresh_reads, fresh_writes)
+        stores[0].apply(writes)
+        stores[1].apply(fresh_writes)
