@@ -165,7 +165,9 @@ class BatchProcessor:
             if erased_at is not None and event.ts <= erased_at:
                 counters["erased_dropped"] += 1  # a replay must not resurrect the user
                 continue
-            state = batch.users.setdefault(user_key, UserState())
+            state = batch.users.get(user_key)
+            if state is None:
+                state = batch.users[user_key] = UserState()
             existed = state.exists
             if not self._first_delivery(state, positioned):
                 result.duplicates += 1
