@@ -1,14 +1,15 @@
 """Online matrix factorization with River, trained for implicit feedback.
 
-River's ``FunkMF`` does the SGD. Plain squared loss on positive-only events teaches it
-that every pair scores 1 (it ends up below popularity; ``currents evaluate`` measures
+River's ``FunkMF`` does the SGD (:func:`funk_step` is its ``learn_one``, minus the
+wrapper overhead). Plain squared loss on positive-only events teaches it that every
+pair scores 1 (it ends up below popularity; ``currents evaluate`` measures
 that with :class:`NaiveRiverModel`). Here each event is a positive (y=1) under logistic
 loss, paired with ``negatives`` sampled items (y=0) drawn, deterministically, from a
 popularity-biased reservoir of recently seen items.
 
 Factors live in Redis as packed little-endian float32 vectors, one record per user
-(``{u:<id>}:mf``) and per item (``{i:<id>}:mf``); River only ever holds the handful of
-vectors a batch touches, so nothing is pickled.
+(``{u:<id>}:mf``) and per item (``{i:<id>}:mf``); a batch holds only the handful of vectors it
+touches, so nothing is pickled.
 
 >>> model = MatrixFactorizationModel(factors=4, negatives=1, seed=1)
 >>> store = MemoryStore()
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,26 @@ def pack(vector: np.ndarray) -> bytes:
 
 def unpack(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4").astype(np.float64)
+
+
+def funk_step(
+    user: np.ndarray,
+    item: np.ndarray,
+    y: float,
+    lr: float,
+    l2: float,
+    clip: float,
+    gradient: Callable[[float, float], float],
+) -> None:
+    """River's ``FunkMF.learn_one`` on one (user, item) pair, in place: the same
+    operations in the same order, without its per-call dict and optimizer machinery
+    (``tests/unit/test_mf_step.py`` checks the floats are River's)."""
+    g_loss = gradient(y, np.dot(user, item).item())
+    g_loss = max(min(g_loss, clip), -clip)
+    user_grad = g_loss * item + l2 * user
+    item_grad = g_loss * user + l2 * item
+    user -= lr * user_grad
+    item -= lr * item_grad
 
 
 # Uniform initial factors on [-a, a] have standard deviation a / sqrt(3) = 0.1.
@@ -88,6 +109,8 @@ class MatrixFactorizationModel(OnlineModel):
         self.negatives = negatives
         self.seed = seed
         self.recent_items: deque[str] = deque(maxlen=reservoir)
+        # The last draws (reservoir, batch, draws): ``learn`` reuses ``learn_reads``'.
+        self._drawn: tuple[tuple[str, ...], list[Interaction], list[list[str]]] | None = None
         self._river = reco.FunkMF(
             n_factors=factors,
             optimizer=optim.SGD(learning_rate),
@@ -121,7 +144,10 @@ class MatrixFactorizationModel(OnlineModel):
         interaction is learned (the batch's earlier positives included), by a hash of
         (seed, user, item, time): ``learn_reads`` and ``learn`` (and any replay) draw the
         same ones."""
-        pool = deque(self.recent_items, maxlen=self.recent_items.maxlen)
+        reservoir = tuple(self.recent_items)
+        if self._drawn is not None and self._drawn[0] == reservoir and self._drawn[1] == batch:
+            return self._drawn[2]
+        pool = deque(reservoir, maxlen=self.recent_items.maxlen)
         draws: list[list[str]] = []
         for interaction in batch:
             if interaction.weight <= 0:
@@ -129,6 +155,7 @@ class MatrixFactorizationModel(OnlineModel):
                 continue
             draws.append(self._draw(pool, interaction))
             pool.append(interaction.item_id)
+        self._drawn = (reservoir, list(batch), draws)
         return draws
 
     def _draw(self, pool: deque[str], interaction: Interaction) -> list[str]:
@@ -158,6 +185,8 @@ class MatrixFactorizationModel(OnlineModel):
 
     def learn(self, batch: Sequence[Interaction], state: State) -> list[Write]:
         river = self._river
+        lr, l2, clip = river.u_optimizer.learning_rate, river.l2, river.clip_gradient
+        gradient = river.loss.gradient
         users: dict[str, np.ndarray] = {}
         items: dict[str, np.ndarray] = {}
         for interaction, negatives in zip(batch, self._negative_draws(batch), strict=True):
@@ -169,19 +198,11 @@ class MatrixFactorizationModel(OnlineModel):
             for item in (interaction.item_id, *negatives):
                 if item not in items:
                     items[item] = self._vector(state, "i", item)
-            river.u_latents[user] = users[user]
-            for item in (interaction.item_id, *negatives):
-                river.i_latents[item] = items[item]
-            river.learn_one(user, interaction.item_id, 1.0)
+            vector = users[user]
+            funk_step(vector, items[interaction.item_id], 1.0, lr, l2, clip, gradient)
             for negative in negatives:
-                river.learn_one(user, negative, 0.0)
-            users[user] = river.u_latents[user]
-            for item in (interaction.item_id, *negatives):
-                items[item] = river.i_latents[item]
+                funk_step(vector, items[negative], 0.0, lr, l2, clip, gradient)
             self.recent_items.append(interaction.item_id)
-        # River keeps only what this batch touched; the truth is the records below.
-        river.u_latents.clear()
-        river.i_latents.clear()
         writes: list[Write] = [Put(keys.user_factors(u), pack(v)) for u, v in sorted(users.items())]
         writes += [Put(keys.item_factors(i), pack(v)) for i, v in sorted(items.items())]
         return writes

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from profiles.rules import ONLINE_CHANNELS, TRAIT_WHITELIST, ProfileRules
-from schemas.events import Event
+from schemas.events import Event, prop
 from schemas.profile import UserState, fingerprint, remember_newest
 
 AFFINITY_GENERATION_HALF_LIVES = 256
@@ -64,7 +64,7 @@ def affinity_growth(ts: int, generation: int, rules: ProfileRules) -> float:
 
 
 def check_currency(event: Event, rules: ProfileRules) -> float:
-    currency = getattr(event.props, "currency", None)
+    currency = prop(event.props, "currency")
     rate = rules.currency_rate(currency)
     if rate is None:
         raise RejectedEvent(
@@ -187,8 +187,8 @@ def _remember_session_item(
 
 # --- affinities --------------------------------------------------------------------------
 def _facts(props: Any, catalog: ItemFacts | None) -> ItemFacts:
-    category = getattr(props, "category", None) or (catalog.category if catalog else None)
-    brand = getattr(props, "brand", None) or (catalog.brand if catalog else None)
+    category = prop(props, "category") or (catalog.category if catalog else None)
+    brand = prop(props, "brand") or (catalog.brand if catalog else None)
     return ItemFacts(category, brand)
 
 

@@ -227,6 +227,40 @@ class Event:
         return self.type in CATALOG_TYPES
 
 
+def prop(props: Any, name: str) -> Any:
+    """``getattr(props, name, None)`` for an event's properties, cheaply when the event
+    type lacks ``name``: pydantic would build and raise an AttributeError for that.
+
+    Like pydantic's ``__getattr__``, an undeclared name is looked up in the event's
+    extra properties (they are kept).
+
+    >>> props = ProductProps(product_id="p1", note="gift")
+    >>> prop(props, "product_id"), prop(props, "note"), prop(props, "query")
+    ('p1', 'gift', None)
+    """
+    declared = _declared_names(type(props))
+    if declared is None or name in declared:
+        return getattr(props, name, None)
+    extra = props.__pydantic_extra__
+    return extra.get(name) if extra else None
+
+
+def _declared_names(model: type) -> frozenset[str] | None:
+    """Names ordinary attribute lookup finds on ``model``'s instances (fields and class
+    attributes); None for anything but a pydantic model without private attributes (then
+    :func:`prop` is plain ``getattr``)."""
+    if model in _DECLARED:
+        return _DECLARED[model]
+    names = None
+    if issubclass(model, BaseModel) and not model.__private_attributes__:
+        names = frozenset(model.model_fields) | frozenset(dir(model))
+    _DECLARED[model] = names
+    return names
+
+
+_DECLARED: dict[type, frozenset[str] | None] = {}
+
+
 def _describe(error: ValidationError, prefix: str = "") -> str:
     first = error.errors(include_url=False)[0]
     location = prefix + "".join(

@@ -37,7 +37,7 @@ from profiles.interactions import interactions_of
 from profiles.rules import ProfileRules
 from profiles.segments import SegmentRegistry, evaluation_context
 from profiles.view import LazyProfile, Tertiles, next_change_at, tier
-from schemas.events import Event
+from schemas.events import Event, prop
 from schemas.profile import UserState, event_fingerprint, fingerprint
 from streams.decode import DeadLetter, PositionedEvent
 from triggers.engine import Before, Firing, TriggerEngine, event_view
@@ -103,7 +103,7 @@ def user_keys_of(events: Iterable[PositionedEvent]) -> list[str]:
 
 
 def recommendation_ids_of(events: Iterable[PositionedEvent]) -> list[str]:
-    found = {getattr(e.event.props, "recommendation_id", None) for e in events}
+    found = {prop(e.event.props, "recommendation_id") for e in events}
     return sorted(r for r in found if r)
 
 
@@ -114,8 +114,8 @@ def items_of(events: Iterable[PositionedEvent]) -> list[str]:
         event = positioned.event
         if event.is_catalog:
             wanted.add(event.props.item_id)
-        elif (product := getattr(event.props, "product_id", None)) and not (
-            getattr(event.props, "category", None) and getattr(event.props, "brand", None)
+        elif (product := prop(event.props, "product_id")) and not (
+            prop(event.props, "category") and prop(event.props, "brand")
         ):
             wanted.add(product)
         elif event.type == "order_completed":
@@ -165,7 +165,9 @@ class BatchProcessor:
             if erased_at is not None and event.ts <= erased_at:
                 counters["erased_dropped"] += 1  # a replay must not resurrect the user
                 continue
-            state = batch.users.setdefault(user_key, UserState())
+            state = batch.users.get(user_key)
+            if state is None:
+                state = batch.users[user_key] = UserState()
             existed = state.exists
             if not self._first_delivery(state, positioned):
                 result.duplicates += 1
@@ -215,8 +217,8 @@ class BatchProcessor:
             result.interactions.extend(interactions)
             self._attribute(event, state, batch.recommendations, counters_by_experiment)
             if before is not None:
-                product = getattr(event.props, "product_id", None)
-                category = getattr(event.props, "category", None) or (
+                product = prop(event.props, "product_id")
+                category = prop(event.props, "category") or (
                     facts[product].category if product in facts else None
                 )
                 fired, timer_writes = self.triggers.on_event(
@@ -258,7 +260,7 @@ class BatchProcessor:
         counts: Counter[tuple[str, str]],
     ) -> None:
         """Impressions, clicks and attributed purchases per experiment variant."""
-        record = recommendations.get(getattr(event.props, "recommendation_id", None) or "")
+        record = recommendations.get(prop(event.props, "recommendation_id") or "")
         experiment = (record or {}).get("experiment")
         variant = (record or {}).get("variant")
         if experiment and variant:

@@ -22,7 +22,7 @@ from typing import Any
 
 from currents import keys
 from currents.writes import HashIncr, Write
-from schemas.events import Event
+from schemas.events import Event, prop
 from schemas.profile import UserState
 
 ENGAGEMENT = {
@@ -59,10 +59,10 @@ def expose(state: UserState, campaign_id: str, arm: str, now: int) -> None:
 def campaign_of(event: Event, state: UserState) -> str | None:
     """The campaign an engagement event refers to (directly, or via its promotion)."""
     props = event.props
-    if getattr(props, "campaign_id", None):
+    if prop(props, "campaign_id"):
         return str(props.campaign_id)
-    promotion_id = getattr(props, "promotion_id", None)
-    coupon = getattr(props, "coupon_code", None)
+    promotion_id = prop(props, "promotion_id")
+    coupon = prop(props, "coupon_code")
     for promotion in reversed(state.promotions):
         if (promotion_id and promotion["promotion_id"] == promotion_id) or (
             coupon and promotion.get("coupon_code") == coupon
