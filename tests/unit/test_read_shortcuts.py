@@ -11,9 +11,18 @@ from hypothesis import strategies as st
 
 from currents import keys
 from currents.redis_reads import score_pairs
+from currents.settings import Settings
 from currents.text import as_text
-from online_models.base import get, hgetall, item_factors_read, item_record_read
-from online_models.hybrid import NON_PERSONAL
+from online_models.base import (
+    DerivedMemo,
+    MemoState,
+    Query,
+    get,
+    hgetall,
+    item_factors_read,
+    item_record_read,
+)
+from online_models.hybrid import NON_PERSONAL, Hybrid, build_models
 from serving import cache as read_cache
 from serving.cache import ReadCache
 
@@ -80,10 +89,6 @@ top_lists = st.lists(st.tuples(item_ids, st.floats(0.0, 100.0)), max_size=8)
 def test_memoised_proposals_equal_the_recomputed_ones(
     history: list[str], categories: list[str], replies: st.DataObject
 ) -> None:
-    from currents.settings import Settings
-    from online_models.base import DerivedMemo, MemoState, Query
-    from online_models.hybrid import Hybrid, build_models
-
     settings = Settings(kafka_bootstrap="unused:0", redis_url="redis://unused")
     hybrid = Hybrid(build_models(settings), settings.blend)
     query = Query(
