@@ -188,7 +188,7 @@ class Recommender:
         self.cold_start = ColdStartCache()
         # What models derive from the cached shared replies (merged and normalised
         # neighbour lists, trending scopes), worked out once per reply, not per request.
-        self.derived: DerivedMemo | None = DerivedMemo()
+        self.derived = DerivedMemo()
         self.served = ServedRecords(redis, RECORD_TTL_S)
 
     async def query_for(
@@ -325,10 +325,7 @@ class Recommender:
         extra_items: list[str],
     ) -> Scoring:
         candidate_state = await self.cache.fetch(self.redis, hybrid.candidate_reads(query))
-        proposals = hybrid.propose(
-            query,
-            candidate_state if self.derived is None else MemoState(candidate_state, self.derived),
-        )
+        proposals = hybrid.propose(query, MemoState(candidate_state, self.derived))
         pool = [item for item in proposals if item not in excluded]
         pool.sort(key=lambda item: -max(map(_score_of, proposals[item].values())))
         pool = pool[:POOL]
