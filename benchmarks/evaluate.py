@@ -306,7 +306,13 @@ def evaluate(
                     ranked, row.item, (time.perf_counter() - started) * 1e6
                 )
 
-        batch: list[Interaction] = interactions_of(event, state, settings.event_weights, {})
+        batch: list[Interaction] = interactions_of(
+            event,
+            state,
+            settings.event_weights,
+            {},
+            pairs_per_order=settings.cooccurrence_pairs_per_order,
+        )
         fold_event(state, event, rules, {})
         for name, model in models.items():
             learn_state = store.fetch(model.learn_reads(batch))

@@ -41,7 +41,13 @@ def run(events: int, out: Path | None) -> dict[str, Any]:
     for _ in range(events):
         event = parse_event(next(stream))
         state = states.setdefault(event.user_key or "", UserState())
-        batch = interactions_of(event, state, settings.event_weights, {})
+        batch = interactions_of(
+            event,
+            state,
+            settings.event_weights,
+            {},
+            pairs_per_order=settings.cooccurrence_pairs_per_order,
+        )
         fold_event(state, event, rules, {})
         if not batch:
             continue

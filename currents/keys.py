@@ -100,6 +100,12 @@ def consumer_progress(group: str, topic: str) -> str:
     return f"{PREFIX}:progress:{_escape(group)}:{_escape(topic)}"
 
 
+def part_applied(token: str) -> str:
+    """String with a TTL: written in the same script as one part of a worker batch, so a
+    retry after a lost reply can tell that the part already landed (streams/handler.py)."""
+    return f"{PREFIX}:applied:{_escape(token)}"
+
+
 def counters() -> str:
     """Hash: engine-wide counters (events processed, DLQ, per type)."""
     return f"{PREFIX}:counters"

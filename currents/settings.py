@@ -52,6 +52,21 @@ class Settings(BaseSettings):
     worker_fetch_max_wait_ms: int = Field(50, ge=1, le=10_000)
     worker_stop_grace_s: float = Field(10.0, gt=0, le=120)
     worker_heartbeat_s: float = Field(2.0, gt=0, le=60)
+    worker_max_block_ms: float = Field(
+        200.0,
+        ge=10,
+        le=10_000,
+        description="Longest the worker's event loop may stay busy; batches shrink to fit.",
+    )
+    worker_batch_cost: int = Field(
+        20_000,
+        ge=1,
+        le=1_000_000,
+        description="Most work (events plus order lines) applied in one part of a batch.",
+    )
+    worker_redis_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="The worker's Redis socket timeout (network only)."
+    )
 
     # --- models --------------------------------------------------------------------------
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
@@ -59,6 +74,12 @@ class Settings(BaseSettings):
     cooccurrence_half_life_h: float = Field(24.0 * 30, gt=0)
     cooccurrence_window: int = Field(20, ge=1, le=200)
     cooccurrence_neighbours: int = Field(120, ge=1, le=1000)
+    cooccurrence_pairs_per_order: int = Field(
+        60,
+        ge=1,
+        le=10_000,
+        description="Bought-together pairs one order may make (recent purchases first).",
+    )
     session_successors: int = Field(120, ge=1, le=1000)
     mf_factors: int = Field(16, ge=2, le=256)
     mf_negatives: int = Field(1, ge=0, le=20)

@@ -97,6 +97,17 @@ class CooccurrenceModel(OnlineModel):
     def learn(self, batch: Sequence[Interaction], state: State) -> list[Write]:
         writes: list[Write] = []
         sums: dict[tuple[str, str], float] = {}
+        # Heavy baskets make thousands of pairs a batch: each neighbour key is built once.
+        key_of: dict[tuple[str, str, int], str] = {}
+
+        def key(item: str, kind: str, generation: int) -> str:
+            found = key_of.get((item, kind, generation))
+            if found is None:
+                found = key_of[(item, kind, generation)] = keys.item_neighbours(
+                    item, kind, generation
+                )
+            return found
+
         for interaction in batch:
             if interaction.weight <= 0:
                 continue
@@ -109,10 +120,10 @@ class CooccurrenceModel(OnlineModel):
             generation = self.clock.generation(interaction.ts)
             amount = interaction.weight * self.clock.weight(interaction.ts, generation)
             item = interaction.item_id
+            item_key = key(item, kind, generation)
             for other in history[: self.window]:
                 if other != item:
-                    for source, target in ((item, other), (other, item)):
-                        slot = (keys.item_neighbours(source, kind, generation), target)
+                    for slot in ((item_key, other), (key(other, kind, generation), item)):
                         previous = sums.get(slot)
                         sums[slot] = amount if previous is None else amount + previous
                 amount *= self.pair_decay

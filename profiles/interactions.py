@@ -15,6 +15,11 @@ ITEM_INTERACTION_TYPES = frozenset(
     {"product_viewed", "product_clicked", "product_favorited", "product_added"}
 )
 HISTORY_WINDOW = 21
+# Bought-together pairs one order may generate (``CURRENTS_COOCCURRENCE_PAIRS_PER_ORDER``):
+# each line pairs with the most recent ``pairs // lines`` earlier purchases (at least one),
+# so an 80-line basket costs what a 10-line one does, and a basket of a few lines pairs
+# with the whole window as before.
+PAIRS_PER_ORDER = 60
 
 
 def interactions_of(
@@ -22,6 +27,8 @@ def interactions_of(
     state: UserState,
     weights: Mapping[str, float],
     items: Mapping[str, ItemFacts],
+    *,
+    pairs_per_order: int = PAIRS_PER_ORDER,
 ) -> list[Interaction]:
     user = event.user_key
     if user is None:
@@ -46,9 +53,11 @@ def interactions_of(
             )
         ]
     if event.type == "order_completed":
-        bought = [item for item, _ in state.purchased]
+        lines = event.props.products
+        bought = [item for item, _ in state.purchased[:HISTORY_WINDOW]]
+        per_line = max(1, min(HISTORY_WINDOW, pairs_per_order // max(1, len(lines))))
         result = []
-        for line in event.props.products:
+        for line in lines:
             facts = items.get(line.product_id)
             result.append(
                 Interaction(
@@ -59,7 +68,7 @@ def interactions_of(
                     ts=event.ts,
                     category=line.category or (facts.category if facts else None),
                     brand=line.brand or (facts.brand if facts else None),
-                    bought_before=tuple(bought[:HISTORY_WINDOW]),
+                    bought_before=tuple(bought[:per_line]),
                     segments=segments,
                 )
             )

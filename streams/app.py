@@ -11,6 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any, cast
 
@@ -22,6 +23,7 @@ from currents.partitioning import partition_for
 from currents.redis_client import AsyncRedis, create_redis
 from currents.settings import Settings
 from schemas.profile import UserState
+from streams.budget import LoopWatch
 from streams.handler import BatchHandler, RawRecord
 from streams.offsets import plan_commits
 from streams.processor import BatchProcessor, Outbound
@@ -110,7 +112,9 @@ def create_app(settings: Settings) -> faust.App:
 
     def redis() -> AsyncRedis:
         if "redis" not in resources:
-            resources["redis"] = create_redis(redis_url)
+            # The worker's timeout only measures the network: its compute never keeps the
+            # loop busy past CURRENTS_WORKER_MAX_BLOCK_MS (streams/budget.py).
+            resources["redis"] = create_redis(redis_url, timeout_s=settings.worker_redis_timeout_s)
         return resources["redis"]
 
     async def send(messages: Sequence[Outbound]) -> None:
@@ -177,11 +181,17 @@ def create_app(settings: Settings) -> faust.App:
                 dlq_topic=settings.dlq_topic,
                 source_topic=settings.events_topic,
                 progress_key=progress_key,
+                max_block_s=settings.worker_max_block_ms / 1000,
+                batch_cost=settings.worker_batch_cost,
+                compute=ThreadPoolExecutor(1, thread_name_prefix="currents-compute"),
             )
         return resources["handler"]
 
+    watch = LoopWatch(settings.worker_max_block_ms / 1000)
+
     @app.agent(events_topic, name="events")
     async def process_events(stream: faust.StreamT[bytes]) -> None:
+        watch.start()
         batch_handler = handler()
         await batch_handler.refresh(owns)
         async for batch in stream.take_events(  # type: ignore[attr-defined]

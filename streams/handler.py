@@ -14,7 +14,9 @@ import asyncio
 import functools
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,10 +26,11 @@ from redis.exceptions import RedisError
 from currents import keys
 from currents.redis_reads import fetch_reads
 from currents.text import as_text
-from currents.writes import HashIncr, HashSet, Write, ZRemove, coalesce
+from currents.writes import HashIncr, HashSet, Put, Write, ZRemove, coalesce
 from profiles.segments import SegmentDefinition, SegmentRegistry
 from profiles.view import Tertiles
 from schemas.profile import UserState
+from streams.budget import PartSizer, Stretches, pause_if_due
 from streams.decode import DeadLetter, PositionedEvent, decode_record
 from streams.processor import (
     BatchInput,
@@ -51,7 +54,8 @@ T = TypeVar("T")
 Send = Callable[[Sequence[Outbound]], Awaitable[None]]
 Owns = Callable[[str, UserState], bool]
 SWEEP_PAGE = 500
-EVENTS_PER_APPLY = 5000
+# A part's marker only has to outlive the retries of that part.
+PART_MARKER_TTL_S = 3600
 SWEEP_MAX_PER_TICK = 5000
 BACKFILL_PAGE = 500
 
@@ -88,6 +92,9 @@ class BatchHandler:
         progress_key: str | None = None,
         clock: Callable[[], int] = now_ms,
         max_backoff_s: float = 5.0,
+        max_block_s: float = 0.2,
+        batch_cost: int = 20_000,
+        compute: Executor | None = None,
     ) -> None:
         self.sink = sink
         self.processor = processor
@@ -97,6 +104,12 @@ class BatchHandler:
         self.progress_key = progress_key
         self.clock = clock
         self.max_backoff_s = max_backoff_s
+        # Compute runs on ``compute`` (a thread; inline when None, as in tests), and a
+        # part's longest stretch is held near the block budget, so a part's latency is
+        # bounded too. Decoding stays on the loop and pauses every slice.
+        self.compute = compute
+        self.sizer = PartSizer(max_block_s, batch_cost, start=min(batch_cost, 500))
+        self.slice_s = max_block_s / 4
         self.stopping = False
         self.lock = asyncio.Lock()
         self.tertiles: Tertiles = {}
@@ -109,10 +122,20 @@ class BatchHandler:
 
     # --- batches -----------------------------------------------------------------------------
     async def handle(self, records: Sequence[RawRecord]) -> BatchStats:
+        """Apply a batch of records, in parts whose cost the sizer bounds.
+
+        1. Decode, returning to the event loop every ``slice`` of decoding.
+        2. Cut the events into parts of at most ``sizer.limit`` cost (events plus order
+           lines); a packed record of 500 heavy orders spans several parts.
+        3. Apply each part under the lock (:meth:`_apply`), so the sweep and backfills get
+           their turn between parts. Only the last part records the offsets: a crash in
+           between replays the earlier parts, which dedup catches.
+        """
         started = time.perf_counter()
         events: list[PositionedEvent] = []
         dead: list[DeadLetter] = []
         last_offsets: dict[int, int] = {}
+        stretch = time.perf_counter()
         for record in records:
             last_offsets[record.partition] = max(
                 record.offset, last_offsets.get(record.partition, -1)
@@ -120,25 +143,26 @@ class BatchHandler:
             decoded, rejected = decode_record(record.value, record.partition, record.offset)
             events.extend(decoded)
             dead.extend(rejected)
+            stretch = await pause_if_due(stretch, self.slice_s)
 
         results: list[BatchResult] = []
-        # Packed records can carry 500 events each: cut the batch so one Redis script
-        # never holds the server for long. Only the last part records the offsets.
-        parts = [events[i : i + EVENTS_PER_APPLY] for i in range(0, len(events), EVENTS_PER_APPLY)]
-        parts = parts or [[]]
-        for number, part in enumerate(parts):
-            last = number == len(parts) - 1
-            letters = dead if number == 0 else []
-            offsets = last_offsets if last else None
+        parts = self.sizer.cut(events)
+        part = next(parts, [])
+        letters = dead
+        while True:
+            following = next(parts, None)
+            offsets = last_offsets if following is None else None
             async with self.lock:
                 try:
-                    apply = functools.partial(self._apply, part, letters, offsets)
-                    results.append(await self._retrying(apply))
+                    results.append(await self._apply(part, letters, offsets))
                 except (RedisError, OSError):
                     raise
                 except Exception:
                     log.exception("batch failed; applying its events one by one")
                     results += await self._isolate(part, letters, offsets)
+            if following is None:
+                break
+            part, letters = following, []
         if any(r.touched_categories for r in results):
             self.tertiles = await self._retrying(self.sink.read_tertiles)
         return BatchStats(
@@ -155,21 +179,34 @@ class BatchHandler:
         dead: list[DeadLetter],
         last_offsets: dict[int, int] | None = None,
     ) -> BatchResult:
-        """Read, fold, send, write: one attempt at a batch (retried on Redis errors)."""
+        """One part: read, fold, settle, send, learn, write.
+
+        Each network step retries on its own; compute is never repeated for a Redis
+        error, and a write whose reply was lost is checked for (its marker) before it is
+        sent again, so a retry never repeats work that already landed. Every stretch of
+        compute is timed for the sizer.
+        """
+        stretches = Stretches(self.compute)
         user_keys = user_keys_of(events)
-        # Independent reads: their round trips overlap.
-        (users, catalog), erased, recommendations, prices = await asyncio.gather(
-            self.sink.read(user_keys, items_of(events)),
-            self.sink.read_erasures(user_keys),
-            self.sink.read_recommendations(recommendation_ids_of(events)),
-            self._read_prices(events),
-        )
+        item_ids = items_of(events)
+        rec_ids = recommendation_ids_of(events)
+
+        async def read() -> Any:
+            # Independent reads: their round trips overlap.
+            return await asyncio.gather(
+                self.sink.read(user_keys, item_ids),
+                self.sink.read_erasures(user_keys),
+                self.sink.read_recommendations(rec_ids),
+                self._read_prices(events),
+            )
+
+        (users, catalog), erased, recommendations, prices = await self._retrying(read)
         batch = BatchInput(
             events, users, catalog, self.clock(), self.tertiles, recommendations, erased
         )
         batch.prices = prices
-        result = self.processor.process(batch)
-        await self._settle(result, users)
+        result = await stretches.run(lambda: self.processor.process(batch), "fold")
+        await self._retrying(functools.partial(self._settle, result, users))
         result.dead_letters = dead + result.dead_letters
         letters = result.dead_letters
         outbound = [self._dead_letter(d) for d in letters] + result.outbound
@@ -178,21 +215,61 @@ class BatchHandler:
         sending = asyncio.ensure_future(self.send(outbound)) if outbound else None
         try:
             if result.interactions:
-                model_state = await fetch_reads(
-                    self.sink.redis, self.processor.learn_reads(result.interactions)
+                reads = await stretches.run(
+                    lambda: self.processor.learn_reads(result.interactions), "learn reads"
                 )
-                result.writes.extend(self.processor.learn(result.interactions, model_state))
+                model_state = await self._retrying(
+                    functools.partial(fetch_reads, self.sink.redis, reads)
+                )
+                result.writes.extend(
+                    await stretches.run(
+                        lambda: self.processor.learn(result.interactions, model_state), "learn"
+                    )
+                )
         finally:
             if sending is not None:
                 await sending
         extra: list[Write] = [HashIncr(keys.counters(), "dlq", len(letters))] if letters else []
-        await self.sink.apply(coalesce(result.writes + extra), self._progress(last_offsets))
+        writes = await stretches.run(lambda: coalesce(result.writes + extra), "coalesce")
+        await self._land(writes, self._progress(last_offsets))
+        if stretches.busiest_s > self.sizer.target_s * 2:
+            log.info(
+                "part ran long; shrinking parts",
+                extra={
+                    "stage": stretches.busiest,
+                    "ms": round(stretches.busiest_s * 1000),
+                    "cost_limit": self.sizer.limit,
+                    "events": len(events),
+                },
+            )
+        self.sizer.observe(stretches.busiest_s)
         self._post_webhooks(result)
         if result.touched_categories:
-            await self.sink.refresh_tertiles(sorted(result.touched_categories))
+            await self._retrying(
+                functools.partial(self.sink.refresh_tertiles, sorted(result.touched_categories))
+            )
         if result.changed_items:
             await self.sink.announce_catalog_changes(sorted(result.changed_items))
         return result
+
+    async def _land(self, writes: list[Write], progress: list[Write]) -> None:
+        """Apply a part's writes once. Each attempt carries a marker that lands with the
+        writes (after them on a Cluster); when an attempt fails without an answer, the
+        marker tells whether it landed before anything is sent again."""
+        if not writes and not progress:
+            return
+        marker = keys.part_applied(uuid.uuid4().hex)
+        landed = [Put(marker, b"1", ttl_s=PART_MARKER_TTL_S)]
+        attempts = 0
+
+        async def attempt() -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and await self.sink.redis.exists(marker):
+                return
+            await self.sink.apply(writes, [*progress, *landed])
+
+        await self._retrying(attempt)
 
     # --- promotions ----------------------------------------------------------------------------
     async def _settle(self, result: BatchResult, users: dict[str, UserState]) -> None:
@@ -222,16 +299,21 @@ class BatchHandler:
             self.reserver = Reserver(self.sink.redis, engine.daily_cap)
             self.items = PromotionItems(self.sink.redis, self.processor.settings)
         assert self.items is not None
+        # Every read first, then the changes: a retry after a Redis error starts afresh.
         refused = await self.reserver.reserve(requests)
-        for user_key, promotion in result.promotions:
+        chosen: dict[int, list[str]] = {}
+        for number, (user_key, promotion) in enumerate(result.promotions):
             campaign = engine.campaigns.get(promotion["campaign_id"])
             wanted = campaign.action.recommendations if campaign else 0
             if wanted and promotion["promotion_id"] not in refused:
                 state = users[user_key]
-                for item in await self.items.recommend(user_key, state, wanted, self.clock()):
-                    promotion["items"].append({"item_id": item})
+                chosen[number] = await self.items.recommend(user_key, state, wanted, self.clock())
         ids = sorted({i["item_id"] for _, p in result.promotions for i in p["items"]})
-        self.processor.settle(result, users, refused, await self.items.records(ids))
+        ids = sorted({*ids, *(item for items in chosen.values() for item in items)})
+        records = await self.items.records(ids)
+        for number, items in chosen.items():
+            result.promotions[number][1]["items"].extend({"item_id": item} for item in items)
+        self.processor.settle(result, users, refused, records)
 
     async def _read_prices(
         self, events: list[PositionedEvent]
@@ -337,7 +419,14 @@ class BatchHandler:
 
     # --- definitions and catalog facts -------------------------------------------------------
     async def refresh(self, owns: Owns) -> None:
-        """Reload segment definitions when their version moved; backfill new or changed ones."""
+        """Reload segment definitions when their version moved; backfill new or changed ones.
+
+        Under the lock: a part's compute runs on another thread and must not see the
+        definitions change halfway."""
+        async with self.lock:
+            await self._refresh(owns)
+
+    async def _refresh(self, owns: Owns) -> None:
         redis = self.sink.redis
         version_raw = await redis.get(keys.segment_version())
         version = int(version_raw or 0)
@@ -490,7 +579,10 @@ class BatchHandler:
             for member in handled:
                 timer, user = member.split("|", 1)
                 due.setdefault(user, []).append(timer)
-            result = self.processor.reevaluate(mine, self.clock(), self.tertiles, reason, due)
+            result = await Stretches(self.compute).run(
+                lambda: self.processor.reevaluate(mine, self.clock(), self.tertiles, reason, due),
+                "reevaluate",
+            )
             # Due timers of owned users are handled now (fired, or stale): drop them first,
             # so a timer re-armed by this evaluation (a birthday next year) stays.
             if handled:

@@ -195,7 +195,13 @@ class BatchProcessor:
                 result.writes.extend(timer_writes)
                 if due:
                     self._deliver(user_key, due, state, event.ts, batch.tertiles, None, result)
-            interactions = interactions_of(event, state, self.weights, facts)
+            interactions = interactions_of(
+                event,
+                state,
+                self.weights,
+                facts,
+                pairs_per_order=self.settings.cooccurrence_pairs_per_order,
+            )
             before = Before.of(state, event.ts, self.rules) if self.triggers else None
             try:
                 outcome = fold_event(state, event, self.rules, facts, positioned.partition)

@@ -1,0 +1,185 @@
+"""How much work the worker does between two returns to the event loop.
+
+Heartbeats, the sweep timer, Kafka's consumer and every socket timeout live on the
+worker's event loop. A stretch of compute that keeps the loop busy for seconds makes
+replies that are already waiting look like timeouts, and a retry of a whole batch is just
+as long: a livelock (the stall seen on grocery backfills). So:
+
+- a batch is cut into parts by *cost* (events plus order lines), never by record count;
+- :class:`PartSizer` shrinks the parts when a stretch of compute ran past
+  ``CURRENTS_WORKER_MAX_BLOCK_MS`` and grows them back when stretches are short, so one
+  part's latency stays bounded whatever the records hold;
+- :class:`Stretches` runs that compute off the loop, on one compute thread;
+- :class:`LoopWatch` measures how long the loop really stayed busy and says so in the log
+  (what is left on it: decoding, which pauses every slice, write packing, and the cyclic
+  collector, whose time it reports).
+
+>>> sizer = PartSizer(target_s=0.1, most=1000, start=400)
+>>> sizer.observe(busiest_s=0.4)  # four times too long: shrink hard
+>>> sizer.limit
+80
+>>> for _ in range(3):
+...     sizer.observe(busiest_s=0.01)  # well under: grow back a quarter at a time
+>>> sizer.limit
+157
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from typing import TypeVar
+
+from streams.decode import PositionedEvent
+
+log = logging.getLogger("currents.worker")
+T = TypeVar("T")
+
+GROWTH = 1.25
+# Shrink to this share of what would just fit: the next part's events differ.
+SHRINK_MARGIN = 0.8
+WATCH_INTERVAL_S = 0.02
+
+
+def event_cost(positioned: PositionedEvent) -> int:
+    """One per event, plus one per order line: what folding and learning it costs."""
+    event = positioned.event
+    if event.type == "order_completed":
+        return 1 + len(event.props.products)
+    return 1
+
+
+class PartSizer:
+    """The cost limit of one part of a batch, adapted to how long parts' compute runs.
+
+    Parameters
+    ----------
+    target_s
+        The longest a single stretch of compute (fold, learn, pack) should take.
+    most
+        The limit never grows past this (``CURRENTS_WORKER_BATCH_COST``).
+    start
+        The first limit; it adapts from the first part on.
+    """
+
+    def __init__(self, target_s: float, most: int, start: int | None = None) -> None:
+        self.target_s = target_s
+        self.most = most
+        self.limit = max(1, min(most, start if start is not None else most))
+
+    def observe(self, busiest_s: float) -> None:
+        """Adapt to a part whose longest stretch of compute took ``busiest_s``."""
+        if busiest_s > self.target_s:
+            fit = self.limit * self.target_s / busiest_s
+            self.limit = max(1, int(fit * SHRINK_MARGIN))
+        elif busiest_s < self.target_s / 2 and self.limit < self.most:
+            self.limit = min(self.most, int(self.limit * GROWTH) + 1)
+
+    def cut(self, events: Sequence[PositionedEvent]) -> Iterator[list[PositionedEvent]]:
+        """Consecutive parts of ``events`` each costing at most the limit (an event
+        costlier than the limit goes alone). Reads the limit as it goes, so a part that
+        ran long makes the next ones smaller."""
+        part: list[PositionedEvent] = []
+        cost = 0
+        for positioned in events:
+            weight = event_cost(positioned)
+            if part and cost + weight > self.limit:
+                yield part
+                part, cost = [], 0
+            part.append(positioned)
+            cost += weight
+        if part:
+            yield part
+
+
+class Stretches:
+    """Runs the stretches of compute of one part off the event loop, on the worker's one
+    compute thread, and times them for the sizer.
+
+    Pure logic only (fold, learn, coalesce): it touches no loop object and no client,
+    and the handler's lock keeps one part's compute at a time. The loop keeps its
+    timers, heartbeats and sockets meanwhile: with the GIL it waits at most a switch
+    interval (5 ms) for its turn, where inline compute would hold it for the whole
+    stretch.
+    """
+
+    def __init__(self, executor: Executor | None) -> None:
+        self.executor = executor
+        self.busiest_s = 0.0
+        self.busiest = ""
+
+    async def run(self, work: Callable[[], T], name: str) -> T:
+        started = time.perf_counter()
+        try:
+            if self.executor is None:
+                return work()
+            return await asyncio.get_running_loop().run_in_executor(self.executor, work)
+        finally:
+            took = time.perf_counter() - started
+            if took > self.busiest_s:
+                self.busiest_s, self.busiest = took, name
+
+
+async def pause_if_due(started: float, slice_s: float) -> float:
+    """Return to the event loop when this stretch has run ``slice_s``; the new start."""
+    now = time.perf_counter()
+    if now - started < slice_s:
+        return started
+    await asyncio.sleep(0)
+    return time.perf_counter()
+
+
+class LoopWatch:
+    """Measures how long the event loop stays busy: a task that asks to wake every
+    ``WATCH_INTERVAL_S`` and logs when it woke more than ``max_block_s`` late because
+    the loop's thread was computing."""
+
+    def __init__(self, max_block_s: float) -> None:
+        self.max_block_s = max_block_s
+        self.longest_s = 0.0
+        self.blocks = 0
+        self.gc_s = 0.0  # time spent in the cyclic collector, which a block may include
+        self._gc_started = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_s += time.perf_counter() - self._gc_started
+
+    def start(self) -> None:
+        if self._task is None:
+            gc.callbacks.append(self._on_gc)
+            self._task = asyncio.ensure_future(self._watch())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            gc.callbacks.remove(self._on_gc)
+            self._task.cancel()
+            self._task = None
+
+    async def _watch(self) -> None:
+        while True:
+            asked, cpu, collected = time.perf_counter(), time.thread_time(), self.gc_s
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            late = time.perf_counter() - asked - WATCH_INTERVAL_S
+            # The loop's own thread computing, not the machine's other processes: on a
+            # shared box the OS may keep an idle loop waiting too.
+            busy = min(late, time.thread_time() - cpu)
+            self.longest_s = max(self.longest_s, busy)
+            if busy > self.max_block_s:
+                self.blocks += 1
+                log.warning(
+                    "event loop blocked",
+                    extra={
+                        "blocked_ms": round(busy * 1000),
+                        "late_ms": round(late * 1000),
+                        "gc_ms": round((self.gc_s - collected) * 1000),
+                        "max_block_ms": round(self.max_block_s * 1000),
+                    },
+                )
