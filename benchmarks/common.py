@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from currents.embedded import ServerProcess, start_broker, start_redis
+from currents.redis_loading import wait_until_loaded_sync
 
 RESULTS_DIR = Path("benchmarks/results")
 
@@ -41,6 +42,7 @@ def bench_servers(need_broker: bool = True) -> Iterator[BenchServers]:
                 redis = start_redis(Path(data), appendonly=False)
                 started.append(redis)
                 redis_url = redis.address
+            wait_until_loaded_sync(redis_url, "benchmark", say=print)
             yield BenchServers(bootstrap, redis_url)
         finally:
             for server in reversed(started):

@@ -146,9 +146,16 @@ def start_broker(data_dir: Path, port: int | None = None) -> ServerProcess:
 
 
 def start_redis(
-    data_dir: Path, port: int | None = None, *, appendonly: bool = True
+    data_dir: Path,
+    port: int | None = None,
+    *,
+    appendonly: bool = True,
+    extra_args: tuple[str, ...] = (),
 ) -> ServerProcess:
-    """A redis-server with AOF under ``data_dir/redis``; its address is a redis:// URL."""
+    """A redis-server with AOF under ``data_dir/redis``; its address is a redis:// URL.
+
+    It opens its port before it has loaded an existing AOF and answers ``-LOADING``
+    meanwhile (currents/redis_loading.py)."""
     port = port or free_port()
     redis_dir = data_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
@@ -172,5 +179,6 @@ def start_redis(
         "no",
         "--protected-mode",
         "yes",
+        *extra_args,
     ]
     return spawn_server("redis", argv, port, f"redis://127.0.0.1:{port}/0", data_dir)

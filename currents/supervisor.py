@@ -25,6 +25,7 @@ import yaml
 
 from currents.embedded import ServerProcess, die_with_parent, free_port, start_broker, start_redis
 from currents.errors import CurrentsError
+from currents.redis_loading import wait_until_loaded_sync
 from currents.settings import Settings
 from currents.topics import ensure_topics
 from serving.security import format_entry, new_secret
@@ -110,6 +111,9 @@ class Stack:
             self.servers.append(redis)
             redis_url = redis.address
             self.say(f"embedded redis-server at {redis_url} (AOF in {data_dir / 'redis'})")
+        # A large AOF loads for minutes: that is "not yet", so wait with progress rather
+        # than let the API and worker start against a Redis that answers only -LOADING.
+        wait_until_loaded_sync(redis_url, "redis", say=self.say)
         ensure_topics(bootstrap, self.settings)
 
         api_key = ""

@@ -6,9 +6,10 @@ import time
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from redis.exceptions import RedisError
+from redis.exceptions import BusyLoadingError, RedisError
 
 from currents import keys
+from currents.redis_loading import Loading, loading_state
 from serving.deps import MetricsDep, ProducerDep, RedisDep, SettingsDep
 from serving.models import ReadinessResponse
 from serving.responses import OrjsonResponse
@@ -36,6 +37,8 @@ async def readyz(redis: RedisDep, producer: ProducerDep, settings: SettingsDep) 
         )
         if not workers:
             reasons.append("no worker has joined the consumer group yet")
+    except BusyLoadingError:
+        reasons.append(await _loading_reason(settings.redis_url or ""))
     except (RedisError, OSError) as error:
         reasons.append(f"redis unreachable: {type(error).__name__}")
     if not producer.connected:
@@ -45,6 +48,13 @@ async def readyz(redis: RedisDep, producer: ProducerDep, settings: SettingsDep) 
     if reasons:
         return OrjsonResponse({"status": "not ready", "reasons": reasons}, status_code=503)
     return OrjsonResponse({"status": "ready", "reasons": []})
+
+
+async def _loading_reason(url: str) -> str:
+    try:
+        return (await loading_state(url)).describe()
+    except (RedisError, OSError):
+        return Loading(None, None).describe()
 
 
 @router.get("/metrics", response_class=Response)

@@ -201,7 +201,9 @@ def settings_from_env(env: dict[str, str]) -> Settings:
     return Settings(**values)
 
 
-def start_engine(servers: Servers, log_dir: Path, **overrides: str) -> Engine:
+def start_engine(
+    servers: Servers, log_dir: Path, port: int | None = None, **overrides: str
+) -> Engine:
     run_id = uuid.uuid4().hex[:8]
     keys = {scope: f"test-{scope}-{run_id}" for scope in ("admin", "read", "ingest")}
     entries = [
@@ -209,7 +211,7 @@ def start_engine(servers: Servers, log_dir: Path, **overrides: str) -> Engine:
         format_entry("reader", keys["read"], {"read"}),
         format_entry("ingester", keys["ingest"], {"ingest"}),
     ]
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "CURRENTS_KAFKA_BOOTSTRAP": servers.bootstrap,
