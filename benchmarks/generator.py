@@ -237,6 +237,11 @@ class SyntheticShop:
             yield from session
             clock += session_gap_ms
 
+    @property
+    def probe_item(self) -> str:
+        """An item every freshness probe views."""
+        return self.items[0].item_id
+
     def identify_event(self, user_index: int, now_ms: int) -> dict[str, Any]:
         """The shopper's traits, once, before their first identified session. Drawn from
         a generator of its own, so adding them leaves every other event unchanged."""

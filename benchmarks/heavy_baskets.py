@@ -183,6 +183,15 @@ class HeavyBasketShop:
             yield self.order(customer, min(ts, end_ms))
             heapq.heappush(due, (ts + self._gap_ms(customer), customer))
 
+    def stream(self, now_ms: int) -> Iterator[dict[str, Any]]:
+        """Endless orders stamped ``now_ms`` (callers restamp them as they send)."""
+        while True:
+            yield self.order(int(self.rng.integers(self.n_customers)), now_ms)
+
+    @property
+    def probe_item(self) -> str:
+        return self.item_id(0)
+
 
 def heavy_basket_events(
     orders: int, customers: int, items: int, end_ms: int, seed: int = 7

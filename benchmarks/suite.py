@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+SHAPES = ("shoppers", "heavy-baskets")
+
 
 def add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partitions", type=int, default=4, help="topic partitions")
@@ -26,12 +28,23 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         "--ingest-rate", type=float, default=1000.0, help="events/s ingested meanwhile (serving)"
     )
     parser.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="shoppers",
+        help="traffic: synthetic shoppers, or grocery baskets of 1-80 lines (pipeline, "
+        "freshness); for heavy-baskets --events counts orders and --users customers",
+    )
+    parser.add_argument(
         "--no-cluster", action="store_true", help="skip the Redis Cluster run (scale)"
     )
 
 
 def run_bench(args: argparse.Namespace, out: Path | None) -> None:
-    if args.name == "pipeline":
+    if args.name == "pipeline" and args.shape == "heavy-baskets":
+        from benchmarks.pipeline_heavy import run as run_heavy
+
+        run_heavy(args.events or 20_000, args.users, args.items, args.partitions, args.timeout, out)
+    elif args.name == "pipeline":
         from benchmarks.pipeline import run as run_pipeline
 
         run_pipeline(
@@ -40,7 +53,9 @@ def run_bench(args: argparse.Namespace, out: Path | None) -> None:
     elif args.name == "freshness":
         from benchmarks.freshness import run as run_freshness
 
-        run_freshness(args.rate, args.duration, args.users, args.items, args.partitions, out)
+        run_freshness(
+            args.rate, args.duration, args.users, args.items, args.partitions, out, args.shape
+        )
     elif args.name == "serving":
         from benchmarks.serving_load import run as run_serving
 

@@ -121,6 +121,21 @@ def category_prices(category: str) -> str:
     return f"{PREFIX}:catalog:prices:{_escape(category)}"
 
 
+def category_prices_pattern() -> str:
+    """SCAN pattern matching every ``category_prices`` key."""
+    return f"{PREFIX}:catalog:prices:*"
+
+
+def category_of_prices_key(key: str) -> str:
+    """The category inside a ``category_prices`` key.
+
+    >>> category_of_prices_key(category_prices("baby%food"))
+    'baby%food'
+    """
+    escaped = key[len(f"{PREFIX}:catalog:prices:") :]
+    return escaped.replace("%7D", "}").replace("%7B", "{").replace("%25", "%")
+
+
 def price_tertiles() -> str:
     """Hash: category -> "p33,p66" catalog price tertiles."""
     return f"{PREFIX}:catalog:tertiles"

@@ -47,7 +47,11 @@ class Settings(BaseSettings):
 
     # --- worker --------------------------------------------------------------------------
     worker_group: str = Field("currents-worker", description="Consumer group / Faust app id.")
-    worker_batch_size: int = Field(1000, ge=1, le=100_000)
+    # Faust hands over a batch only after ~0.2 ms of its own work per record, all on the
+    # event loop without a pause: 500 records stay inside the default block budget.
+    worker_batch_size: int = Field(
+        500, ge=1, le=100_000, description="Records Faust gathers per batch at most."
+    )
     worker_batch_within_s: float = Field(0.05, gt=0, le=10)
     worker_fetch_max_wait_ms: int = Field(50, ge=1, le=10_000)
     worker_stop_grace_s: float = Field(10.0, gt=0, le=120)

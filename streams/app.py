@@ -6,6 +6,7 @@ clients). The agent's state lives in Redis, never in module globals.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -23,7 +24,6 @@ from currents.partitioning import partition_for
 from currents.redis_client import AsyncRedis, create_redis
 from currents.settings import Settings
 from schemas.profile import UserState
-from streams.budget import LoopWatch
 from streams.handler import BatchHandler, RawRecord
 from streams.offsets import plan_commits
 from streams.processor import BatchProcessor, Outbound
@@ -187,11 +187,8 @@ def create_app(settings: Settings) -> faust.App:
             )
         return resources["handler"]
 
-    watch = LoopWatch(settings.worker_max_block_ms / 1000)
-
     @app.agent(events_topic, name="events")
     async def process_events(stream: faust.StreamT[bytes]) -> None:
-        watch.start()
         batch_handler = handler()
         await batch_handler.refresh(owns)
         async for batch in stream.take_events(  # type: ignore[attr-defined]
@@ -201,10 +198,7 @@ def create_app(settings: Settings) -> faust.App:
             stats = await batch_handler.handle(records)
             log.debug("batch applied", extra=asdict(stats))
 
-    @app.timer(settings.sweep_interval_s)
-    async def sweep() -> None:
-        if not owned_partitions():
-            return
+    async def sweep_once() -> None:
         try:
             await handler().refresh(owns)
             swept = await handler().sweep(owns)
@@ -212,6 +206,17 @@ def create_app(settings: Settings) -> faust.App:
                 log.info("sweep re-evaluated profiles", extra={"users": swept})
         except Exception as error:  # the next tick retries; never take the worker down
             log.warning("sweep failed", extra={"error": type(error).__name__})
+
+    @app.timer(settings.sweep_interval_s)
+    async def sweep() -> None:
+        # The sweep waits for the handler's lock (one writer per user), which a part of a
+        # busy batch holds for a while: it runs as a task of its own, one at a time, so
+        # the timer keeps its schedule instead of overlapping itself.
+        if not owned_partitions():
+            return
+        running = resources.get("sweep")
+        if running is None or running.done():
+            resources["sweep"] = asyncio.ensure_future(sweep_once())
 
     async def beat() -> None:
         if owned_partitions():

@@ -6,22 +6,25 @@ replies that are already waiting look like timeouts, and a retry of a whole batc
 as long: a livelock (the stall seen on grocery backfills). So:
 
 - a batch is cut into parts by *cost* (events plus order lines), never by record count;
-- :class:`PartSizer` shrinks the parts when a stretch of compute ran past
-  ``CURRENTS_WORKER_MAX_BLOCK_MS`` and grows them back when stretches are short, so one
-  part's latency stays bounded whatever the records hold;
-- :class:`Stretches` runs that compute off the loop, on one compute thread;
+- :class:`Stretches` runs the compute (decode, parse state, fold, learn, pack) off the
+  loop, on one compute thread;
+- :class:`PartSizer` shrinks the parts when what stays on the loop (reading replies)
+  held it past half of ``CURRENTS_WORKER_MAX_BLOCK_MS``, or a stretch of compute ran past
+  twice that (a part's latency), and grows them back when both are short. Bigger parts
+  coalesce more (hot items' neighbour lists are trimmed once a part), so the sizer keeps
+  them as big as those bounds allow;
 - :class:`LoopWatch` measures how long the loop really stayed busy and says so in the log
-  (what is left on it: decoding, which pauses every slice, write packing, and the cyclic
+  (what is left on it: Faust's own per-record work, parsing Redis replies, and the cyclic
   collector, whose time it reports).
 
->>> sizer = PartSizer(target_s=0.1, most=1000, start=400)
->>> sizer.observe(busiest_s=0.4)  # four times too long: shrink hard
+>>> sizer = PartSizer(most=1000, start=400)
+>>> sizer.observe(load=4.0)  # four times its budget: shrink hard
 >>> sizer.limit
 80
 >>> for _ in range(3):
-...     sizer.observe(busiest_s=0.01)  # well under: grow back a quarter at a time
+...     sizer.observe(load=0.1)  # well under: grow back a quarter at a time
 >>> sizer.limit
-157
+159
 """
 
 from __future__ import annotations
@@ -29,9 +32,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import TypeVar
 
 from streams.decode import PositionedEvent
@@ -54,29 +61,25 @@ def event_cost(positioned: PositionedEvent) -> int:
 
 
 class PartSizer:
-    """The cost limit of one part of a batch, adapted to how long parts' compute runs.
+    """The cost limit of one part of a batch, adapted to how long parts ran.
 
     Parameters
     ----------
-    target_s
-        The longest a single stretch of compute (fold, learn, pack) should take.
     most
         The limit never grows past this (``CURRENTS_WORKER_BATCH_COST``).
     start
         The first limit; it adapts from the first part on.
     """
 
-    def __init__(self, target_s: float, most: int, start: int | None = None) -> None:
-        self.target_s = target_s
+    def __init__(self, most: int, start: int | None = None) -> None:
         self.most = most
         self.limit = max(1, min(most, start if start is not None else most))
 
-    def observe(self, busiest_s: float) -> None:
-        """Adapt to a part whose longest stretch of compute took ``busiest_s``."""
-        if busiest_s > self.target_s:
-            fit = self.limit * self.target_s / busiest_s
-            self.limit = max(1, int(fit * SHRINK_MARGIN))
-        elif busiest_s < self.target_s / 2 and self.limit < self.most:
+    def observe(self, load: float) -> None:
+        """Adapt to a part whose ``load`` was this share of its budget (1.0: exactly)."""
+        if load > 1.0:
+            self.limit = max(1, int(self.limit / load * SHRINK_MARGIN))
+        elif load < 0.5 and self.limit < self.most:
             self.limit = min(self.most, int(self.limit * GROWTH) + 1)
 
     def cut(self, events: Sequence[PositionedEvent]) -> Iterator[list[PositionedEvent]]:
@@ -124,15 +127,6 @@ class Stretches:
                 self.busiest_s, self.busiest = took, name
 
 
-async def pause_if_due(started: float, slice_s: float) -> float:
-    """Return to the event loop when this stretch has run ``slice_s``; the new start."""
-    now = time.perf_counter()
-    if now - started < slice_s:
-        return started
-    await asyncio.sleep(0)
-    return time.perf_counter()
-
-
 class LoopWatch:
     """Measures how long the event loop stays busy: a task that asks to wake every
     ``WATCH_INTERVAL_S`` and logs when it woke more than ``max_block_s`` late because
@@ -142,9 +136,16 @@ class LoopWatch:
         self.max_block_s = max_block_s
         self.longest_s = 0.0
         self.blocks = 0
+        self.recent_s = 0.0  # the longest block since :meth:`take_recent` last asked
         self.gc_s = 0.0  # time spent in the cyclic collector, which a block may include
         self._gc_started = 0.0
         self._task: asyncio.Task[None] | None = None
+        # A sampling thread notes where the loop's thread is while a block lasts, so the
+        # log says what blocked it, not only for how long.
+        self._beat = time.perf_counter()
+        self._where = ""
+        self._loop_thread = 0
+        self._sampler: threading.Thread | None = None
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -156,22 +157,45 @@ class LoopWatch:
         if self._task is None:
             gc.callbacks.append(self._on_gc)
             self._task = asyncio.ensure_future(self._watch())
+            self._loop_thread = threading.get_ident()
+            self._sampler = threading.Thread(target=self._sample, daemon=True)
+            self._sampler.start()
 
-    async def stop(self) -> None:
+    def _sample(self) -> None:
+        while self._task is not None:
+            time.sleep(self.max_block_s / 2)
+            beat = self._beat
+            if time.perf_counter() - beat > self.max_block_s / 2 and not self._where:
+                frame = sys._current_frames().get(self._loop_thread)
+                if frame is not None:
+                    stack = traceback.extract_stack(frame)[-6:]
+                    self._where = " < ".join(
+                        f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack)
+                    )
+
+    def stop(self) -> None:
+        """Stop watching (a stopping worker's shutdown work is not a batch's)."""
         if self._task is not None:
             gc.callbacks.remove(self._on_gc)
             self._task.cancel()
             self._task = None
 
+    def take_recent(self) -> float:
+        """The longest block since the last call (what one part of a batch caused)."""
+        recent, self.recent_s = self.recent_s, 0.0
+        return recent
+
     async def _watch(self) -> None:
         while True:
             asked, cpu, collected = time.perf_counter(), time.thread_time(), self.gc_s
+            self._beat, self._where = asked, ""
             await asyncio.sleep(WATCH_INTERVAL_S)
             late = time.perf_counter() - asked - WATCH_INTERVAL_S
             # The loop's own thread computing, not the machine's other processes: on a
             # shared box the OS may keep an idle loop waiting too.
             busy = min(late, time.thread_time() - cpu)
             self.longest_s = max(self.longest_s, busy)
+            self.recent_s = max(self.recent_s, busy)
             if busy > self.max_block_s:
                 self.blocks += 1
                 log.warning(
@@ -180,6 +204,7 @@ class LoopWatch:
                         "blocked_ms": round(busy * 1000),
                         "late_ms": round(late * 1000),
                         "gc_ms": round((self.gc_s - collected) * 1000),
+                        "where": self._where,
                         "max_block_ms": round(self.max_block_s * 1000),
                     },
                 )

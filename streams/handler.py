@@ -30,7 +30,7 @@ from currents.writes import HashIncr, HashSet, Put, Write, ZRemove, coalesce
 from profiles.segments import SegmentDefinition, SegmentRegistry
 from profiles.view import Tertiles
 from schemas.profile import UserState
-from streams.budget import PartSizer, Stretches, pause_if_due
+from streams.budget import LoopWatch, PartSizer, Stretches
 from streams.decode import DeadLetter, PositionedEvent, decode_record
 from streams.processor import (
     BatchInput,
@@ -41,7 +41,7 @@ from streams.processor import (
     recommendation_ids_of,
     user_keys_of,
 )
-from streams.sink import RedisSink
+from streams.sink import RedisSink, parse_state
 from triggers.campaigns import Campaign
 from triggers.engine import PRICE_DROP_LOOKBACK_MS, TriggerEngine
 from triggers.recommend import PromotionItems
@@ -54,6 +54,8 @@ T = TypeVar("T")
 Send = Callable[[Sequence[Outbound]], Awaitable[None]]
 Owns = Callable[[str, UserState], bool]
 SWEEP_PAGE = 500
+# Records decoded per stretch: a packed record holds up to 500 events.
+DECODE_CHUNK = 50
 # A part's marker only has to outlive the retries of that part.
 PART_MARKER_TTL_S = 3600
 SWEEP_MAX_PER_TICK = 5000
@@ -104,15 +106,17 @@ class BatchHandler:
         self.progress_key = progress_key
         self.clock = clock
         self.max_backoff_s = max_backoff_s
-        # Compute runs on ``compute`` (a thread; inline when None, as in tests), and a
-        # part's longest stretch is held near the block budget, so a part's latency is
-        # bounded too. Decoding stays on the loop and pauses every slice.
+        # Compute runs on ``compute`` (a thread; inline when None, as in tests). Parts are
+        # sized so that neither a stretch of it nor what stays on the loop (parsing
+        # replies) passes half the block budget.
         self.compute = compute
-        self.sizer = PartSizer(max_block_s, batch_cost, start=min(batch_cost, 500))
-        self.slice_s = max_block_s / 4
+        self.sizer = PartSizer(batch_cost, start=min(batch_cost, 500))
+        self.max_block_s = max_block_s
+        self.watch = LoopWatch(max_block_s)
         self.stopping = False
         self.lock = asyncio.Lock()
         self.tertiles: Tertiles = {}
+        self.tertiles_checked = False
         self.segment_version: int | None = None
         self.campaign_version: int | None = None
         self.backfills: dict[str, asyncio.Task[None]] = {}
@@ -124,26 +128,29 @@ class BatchHandler:
     async def handle(self, records: Sequence[RawRecord]) -> BatchStats:
         """Apply a batch of records, in parts whose cost the sizer bounds.
 
-        1. Decode, returning to the event loop every ``slice`` of decoding.
+        1. Decode, off the event loop, ``DECODE_CHUNK`` records at a time.
         2. Cut the events into parts of at most ``sizer.limit`` cost (events plus order
            lines); a packed record of 500 heavy orders spans several parts.
         3. Apply each part under the lock (:meth:`_apply`), so the sweep and backfills get
            their turn between parts. Only the last part records the offsets: a crash in
            between replays the earlier parts, which dedup catches.
         """
+        self.watch.start()
         started = time.perf_counter()
         events: list[PositionedEvent] = []
         dead: list[DeadLetter] = []
         last_offsets: dict[int, int] = {}
-        stretch = time.perf_counter()
-        for record in records:
-            last_offsets[record.partition] = max(
-                record.offset, last_offsets.get(record.partition, -1)
+        for begin in range(0, len(records), DECODE_CHUNK):
+            chunk = records[begin : begin + DECODE_CHUNK]
+            for record in chunk:
+                last_offsets[record.partition] = max(
+                    record.offset, last_offsets.get(record.partition, -1)
+                )
+            decoded, rejected = await Stretches(self.compute).run(
+                functools.partial(decode_records, chunk), "decode"
             )
-            decoded, rejected = decode_record(record.value, record.partition, record.offset)
             events.extend(decoded)
             dead.extend(rejected)
-            stretch = await pause_if_due(stretch, self.slice_s)
 
         results: list[BatchResult] = []
         parts = self.sizer.cut(events)
@@ -194,13 +201,14 @@ class BatchHandler:
         async def read() -> Any:
             # Independent reads: their round trips overlap.
             return await asyncio.gather(
-                self.sink.read(user_keys, item_ids),
+                self.sink.fetch_state(user_keys, item_ids),
                 self.sink.read_erasures(user_keys),
                 self.sink.read_recommendations(rec_ids),
                 self._read_prices(events),
             )
 
-        (users, catalog), erased, recommendations, prices = await self._retrying(read)
+        fetched, erased, recommendations, prices = await self._retrying(read)
+        users, catalog = await stretches.run(lambda: parse_state(fetched), "parse state")
         batch = BatchInput(
             events, users, catalog, self.clock(), self.tertiles, recommendations, erased
         )
@@ -230,9 +238,15 @@ class BatchHandler:
             if sending is not None:
                 await sending
         extra: list[Write] = [HashIncr(keys.counters(), "dlq", len(letters))] if letters else []
-        writes = await stretches.run(lambda: coalesce(result.writes + extra), "coalesce")
-        await self._land(writes, self._progress(last_offsets))
-        if stretches.busiest_s > self.sizer.target_s * 2:
+        progress = self._progress(last_offsets)
+        await self._land(result.writes + extra, progress, stretches)
+        # What the part held the loop for (reading replies) against half the budget; its
+        # longest stretch of compute (off the loop) against twice it: a part's latency.
+        load = max(
+            self.watch.take_recent() / (self.max_block_s / 2),
+            stretches.busiest_s / (self.max_block_s * 2),
+        )
+        if load > 2:
             log.info(
                 "part ran long; shrinking parts",
                 extra={
@@ -242,7 +256,7 @@ class BatchHandler:
                     "events": len(events),
                 },
             )
-        self.sizer.observe(stretches.busiest_s)
+        self.sizer.observe(load)
         self._post_webhooks(result)
         if result.touched_categories:
             await self._retrying(
@@ -252,14 +266,17 @@ class BatchHandler:
             await self.sink.announce_catalog_changes(sorted(result.changed_items))
         return result
 
-    async def _land(self, writes: list[Write], progress: list[Write]) -> None:
-        """Apply a part's writes once. Each attempt carries a marker that lands with the
-        writes (after them on a Cluster); when an attempt fails without an answer, the
-        marker tells whether it landed before anything is sent again."""
+    async def _land(self, writes: list[Write], progress: list[Write], stretches: Stretches) -> None:
+        """Apply a part's writes once. They carry a marker that lands with them (after
+        them on a Cluster); when an attempt fails without an answer, the marker tells
+        whether it landed before anything is sent again."""
         if not writes and not progress:
             return
         marker = keys.part_applied(uuid.uuid4().hex)
         landed = [Put(marker, b"1", ttl_s=PART_MARKER_TTL_S)]
+        prepared = await stretches.run(
+            lambda: self.sink.prepare(coalesce(writes), [*progress, *landed]), "pack"
+        )
         attempts = 0
 
         async def attempt() -> None:
@@ -267,7 +284,7 @@ class BatchHandler:
             attempts += 1
             if attempts > 1 and await self.sink.redis.exists(marker):
                 return
-            await self.sink.apply(writes, [*progress, *landed])
+            await self.sink.apply_prepared(prepared)
 
         await self._retrying(attempt)
 
@@ -450,6 +467,12 @@ class BatchHandler:
             for name in changed:
                 self._start_backfill(name, registry.definitions[name].version, owns)
         await self._reload_campaigns(owns)
+        if not self.tertiles_checked:
+            # A worker killed after a batch landed but before it refreshed the tertiles
+            # would leave them stale (its catalog events are not redelivered): recompute
+            # every category's once at start.
+            await self.sink.refresh_all_tertiles()
+            self.tertiles_checked = True
         self.tertiles = await self.sink.read_tertiles()
 
     async def _reload_campaigns(self, owns: Owns) -> None:
@@ -596,6 +619,18 @@ class BatchHandler:
 
         async with self.lock:
             return await self._retrying(attempt)
+
+
+def decode_records(
+    records: Sequence[RawRecord],
+) -> tuple[list[PositionedEvent], list[DeadLetter]]:
+    events: list[PositionedEvent] = []
+    dead: list[DeadLetter] = []
+    for record in records:
+        decoded, rejected = decode_record(record.value, record.partition, record.offset)
+        events.extend(decoded)
+        dead.extend(rejected)
+    return events, dead
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

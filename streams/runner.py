@@ -44,6 +44,7 @@ class GuardedWorker(faust.Worker):
         handler = getattr(self.app, "currents_resources", {}).get("handler")
         if handler is not None:
             handler.stopping = True
+            self.app.loop.call_soon_threadsafe(handler.watch.stop)
 
     def _on_sigterm(self) -> None:
         self._arm_watchdog()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from hashlib import sha1
 from typing import Any
 
 import orjson
@@ -22,6 +24,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from currents import keys
 from currents.redis_client import AsyncRedis, run_scripts
 from currents.redis_reads import QueuedGets, get_many
+from currents.text import as_text
 from currents.writes import Write
 from schemas.profile import UserState
 from streams.apply_script import APPLY_WRITES_LUA, encode, pack_apply
@@ -30,37 +33,41 @@ from streams.processor import CatalogEntry
 log = logging.getLogger("currents.worker.sink")
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch's writes ready to send: one packed EVALSHA on a single Redis, or the
+    writes and progress to split per slot on a Cluster."""
+
+    packed: bytes | None
+    writes: tuple[Write, ...]
+    progress: tuple[Write, ...]
+
+
 class RedisSink:
     def __init__(self, redis: AsyncRedis) -> None:
         self.redis = redis
         self.transactional = not isinstance(redis, RedisCluster)
         self._script: Any = None
+        self._sha: str | None = None
 
     async def read(
         self, user_ids: Sequence[str], item_ids: Sequence[str]
     ) -> tuple[dict[str, UserState], dict[str, CatalogEntry]]:
         """User state blobs and catalog entries, in one round trip."""
+        return parse_state(await self.fetch_state(user_ids, item_ids))
+
+    async def fetch_state(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> FetchedState:
+        """The raw replies :func:`parse_state` turns into users and catalog entries (the
+        worker parses them off the event loop)."""
         if not user_ids and not item_ids:
-            return {}, {}
+            return FetchedState((), (), [], [])
         pipe = self.redis.pipeline(transaction=False)
         profiles = QueuedGets(pipe, [keys.user_profile(user_id) for user_id in user_ids])
         for item_id in item_ids:
             pipe.hmget(keys.item_record(item_id), ["ts", "category", "brand"])
         replies = await pipe.execute()
         blobs = profiles.values(replies[: profiles.replies])
-        users = {
-            user_id: UserState.from_bytes(blob)
-            for user_id, blob in zip(user_ids, blobs, strict=True)
-        }
-        catalog = {
-            item_id: CatalogEntry(
-                int(ts) if ts is not None else None, _text(category), _text(brand)
-            )
-            for item_id, (ts, category, brand) in zip(
-                item_ids, replies[profiles.replies :], strict=True
-            )
-        }
-        return users, catalog
+        return FetchedState(tuple(user_ids), tuple(item_ids), blobs, replies[profiles.replies :])
 
     async def read_erasures(self, user_ids: Sequence[str]) -> dict[str, int]:
         """Erasure times (epoch ms) of the users that have an erasure marker."""
@@ -111,6 +118,13 @@ class RedisSink:
         if tertiles:
             await self.redis.hset(keys.price_tertiles(), mapping=tertiles)  # type: ignore[arg-type]
 
+    async def refresh_all_tertiles(self) -> None:
+        categories = [
+            keys.category_of_prices_key(as_text(key))
+            async for key in self.redis.scan_iter(match=keys.category_prices_pattern(), count=1000)
+        ]
+        await self.refresh_tertiles(sorted(categories))
+
     async def read_tertiles(self) -> dict[str, tuple[float, float]]:
         raw = await self.redis.hgetall(keys.price_tertiles())
         return parse_tertiles(raw)
@@ -122,15 +136,27 @@ class RedisSink:
         ``progress`` (the consumer offsets these writes cover) lands in the same script
         on a single Redis; on a Cluster it goes after the writes have all landed, so it
         is never ahead of them."""
+        await self.apply_prepared(self.prepare(writes, progress))
+
+    def prepare(self, writes: Sequence[Write], progress: Sequence[Write] = ()) -> Prepared:
+        """Encode the writes for :meth:`apply_prepared`. Pure CPU, in proportion to the
+        writes, so the worker runs it off the event loop."""
+        if self._sha is None:
+            self._sha = sha1(APPLY_WRITES_LUA.encode()).hexdigest()
         if not writes and not progress:
-            return
+            return Prepared(None, (), ())
+        if self.transactional:
+            return Prepared(pack_apply(self._sha, [*writes, *progress]), (), ())
+        return Prepared(None, tuple(writes), tuple(progress))
+
+    async def apply_prepared(self, prepared: Prepared) -> None:
         if self._script is None:
             self._script = self.redis.register_script(APPLY_WRITES_LUA)
-        if self.transactional:
-            await self._call_packed(pack_apply(self._script.sha, [*writes, *progress]))
+        if prepared.packed is not None:
+            await self._call_packed(prepared.packed)
             return
-        await self._apply_per_slot(writes)
-        await self._apply_per_slot(progress)
+        await self._apply_per_slot(prepared.writes)
+        await self._apply_per_slot(prepared.progress)
 
     async def _apply_per_slot(self, writes: Sequence[Write]) -> None:
         if not writes:
@@ -166,6 +192,31 @@ class RedisSink:
             raise
         finally:
             await pool.release(connection)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedState:
+    """Profile blobs and catalog replies as Redis sent them."""
+
+    user_ids: tuple[str, ...]
+    item_ids: tuple[str, ...]
+    blobs: list[Any]
+    items: list[Any]
+
+
+def parse_state(
+    fetched: FetchedState,
+) -> tuple[dict[str, UserState], dict[str, CatalogEntry]]:
+    """Users' state (decompressed, decoded) and catalog entries from ``fetched``."""
+    users = {
+        user_id: UserState.from_bytes(blob)
+        for user_id, blob in zip(fetched.user_ids, fetched.blobs, strict=True)
+    }
+    catalog = {
+        item_id: CatalogEntry(int(ts) if ts is not None else None, _text(category), _text(brand))
+        for item_id, (ts, category, brand) in zip(fetched.item_ids, fetched.items, strict=True)
+    }
+    return users, catalog
 
 
 def _text(value: bytes | None) -> str | None:

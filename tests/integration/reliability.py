@@ -44,6 +44,7 @@ ORDER_DEPENDENT_SUFFIXES = (":mf",)
 VOLATILE_KEYS = (
     "currents:workers:",
     "currents:progress:",  # named after each pass's own consumer group
+    "currents:applied:",  # one marker per part of a batch: random tokens, a TTL of an hour
     "currents:campaigns",
     "currents:campaign:thanks:versions",
 )

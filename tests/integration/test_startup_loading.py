@@ -36,7 +36,8 @@ def write_aof(path: Path, keys: int) -> int:
         for index in range(keys):
             key = b"{u:loaded-%d}:profile" % index
             chunk.append(
-                b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(VALUE), VALUE)
+                b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
+                % (len(key), key, len(VALUE), VALUE)
             )
             if len(chunk) >= 10_000:
                 out.write(b"".join(chunk))
