@@ -139,14 +139,15 @@ class HeavyBasketShop:
             self._popular(tries),
         )
         chosen = list(dict.fromkeys(int(i) for i in picks))[:size]
-        lines = [
+        quantities = [int(q) for q in self.rng.integers(1, 4, size=len(chosen))]
+        lines: list[dict[str, Any]] = [
             {
                 "product_id": self.item_id(index),
                 "price": float(self.prices[index]),
-                "quantity": int(self.rng.integers(1, 4)),
+                "quantity": quantity,
                 "category": self.category(index),
             }
-            for index in chosen
+            for index, quantity in zip(chosen, quantities, strict=True)
         ]
         revenue = round(sum(line["price"] * line["quantity"] for line in lines), 2)
         rng_id = int(self.rng.integers(2**63))

@@ -1,5 +1,6 @@
-"""`currents generate`: send synthetic shoppers' events at a fixed rate, to the topic or
-over HTTP, with a progress bar. Load goes only to the configured loopback servers."""
+"""`currents generate`: send synthetic shoppers' events (or, with ``--shape
+heavy-baskets``, grocery orders of 1-80 lines) at a fixed rate, to the topic or over
+HTTP, with a progress bar. Load goes only to the configured loopback servers."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from benchmarks.generator import SyntheticShop
+from benchmarks.heavy_baskets import HeavyBasketShop
 from schemas.events import partition_key
 
 TICK_S = 0.05
@@ -33,6 +35,7 @@ class TrafficOptions:
     api_url: str | None = None
     api_key: str | None = None
     progress: bool = True
+    shape: str = "shoppers"  # or "heavy-baskets": every event an order
 
 
 class KafkaTarget:
@@ -68,15 +71,17 @@ class HttpTarget:
         sent = 0
         for start in range(0, len(events), 500):
             chunk = events[start : start + 500]
-            response = await self.client.post(
-                "/v1/events",
-                content=orjson.dumps(chunk),
-                headers={"Content-Type": "application/json"},
-            )
+            body = orjson.dumps(chunk)
+            while True:
+                response = await self.client.post(
+                    "/v1/events", content=body, headers={"Content-Type": "application/json"}
+                )
+                if response.status_code != 503:
+                    break
+                # Back-pressure: the same request again once the API asks for it.
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
             if response.status_code == 202:
                 sent += response.json()["accepted"]
-            elif response.status_code == 503:
-                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
             else:
                 raise RuntimeError(
                     f"POST /v1/events answered {response.status_code}: {response.text[:200]}"
@@ -98,7 +103,11 @@ async def run_traffic(options: TrafficOptions) -> int:
         if not options.api_url or not options.api_key:
             raise ValueError("--target http needs --api-url and --api-key")
         target = HttpTarget(options.api_url, options.api_key)
-    shop = SyntheticShop(users=options.users, items=options.items, seed=options.seed)
+    shop: SyntheticShop | HeavyBasketShop
+    if options.shape == "heavy-baskets":
+        shop = HeavyBasketShop(customers=options.users, items=options.items, seed=options.seed)
+    else:
+        shop = SyntheticShop(users=options.users, items=options.items, seed=options.seed)
     await target.start()
     sent = 0
     bar = tqdm(desc="events", unit="ev", disable=not options.progress, mininterval=0.5)
@@ -106,7 +115,11 @@ async def run_traffic(options: TrafficOptions) -> int:
         now_ms = int(time.time() * 1000)
         sent += await target.send(shop.catalog_events(now_ms))
         bar.update(sent)
-        sessions = shop.stream(now_ms, warm_up_users=10)
+        sessions = (
+            shop.stream(now_ms, warm_up_users=10)
+            if isinstance(shop, SyntheticShop)
+            else shop.stream(now_ms)
+        )
         started = time.monotonic()
         budget = 0.0
         while options.duration_s <= 0 or time.monotonic() - started < options.duration_s:

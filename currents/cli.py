@@ -61,6 +61,7 @@ def _generate(args: argparse.Namespace) -> int:
         api_url=args.api_url,
         api_key=args.api_key,
         progress=not args.no_progress,
+        shape=args.shape,
     )
     try:
         sent = asyncio.run(run_traffic(options))
@@ -139,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--api-url")
     gen.add_argument("--api-key")
     gen.add_argument("--no-progress", action="store_true")
+    gen.add_argument(
+        "--shape",
+        choices=("shoppers", "heavy-baskets"),
+        default="shoppers",
+        help="synthetic shoppers' sessions, or grocery orders of 1-80 lines from weekly "
+        "regulars (--users customers, --items catalog size)",
+    )
     gen.set_defaults(run=_generate)
 
     bench = sub.add_parser("bench", help="run a benchmark; writes JSON and a PNG plot")
