@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
@@ -82,20 +83,27 @@ class PartSizer:
         elif load < 0.5 and self.limit < self.most:
             self.limit = min(self.most, int(self.limit * GROWTH) + 1)
 
-    def cut(self, events: Sequence[PositionedEvent]) -> Iterator[list[PositionedEvent]]:
-        """Consecutive parts of ``events`` each costing at most the limit (an event
-        costlier than the limit goes alone). Reads the limit as it goes, so a part that
-        ran long makes the next ones smaller."""
+    def take(self, pending: deque[PositionedEvent], cost: int) -> tuple[list[PositionedEvent], int]:
+        """The next part from the front of ``pending`` (whose events cost ``cost`` in
+        all): events up to the limit, at least one (a costlier event goes alone).
+        Returns the part and the cost left in ``pending``."""
         part: list[PositionedEvent] = []
-        cost = 0
-        for positioned in events:
-            weight = event_cost(positioned)
-            if part and cost + weight > self.limit:
-                yield part
-                part, cost = [], 0
-            part.append(positioned)
-            cost += weight
-        if part:
+        taken = 0
+        while pending:
+            weight = event_cost(pending[0])
+            if part and taken + weight > self.limit:
+                break
+            part.append(pending.popleft())
+            taken += weight
+        return part, cost - taken
+
+    def cut(self, events: Sequence[PositionedEvent]) -> Iterator[list[PositionedEvent]]:
+        """Consecutive parts of ``events``, each as :meth:`take` makes them; reads the
+        limit as it goes, so a part that ran long makes the next ones smaller."""
+        pending = deque(events)
+        cost = sum(event_cost(p) for p in pending)
+        while pending:
+            part, cost = self.take(pending, cost)
             yield part
 
 

@@ -15,7 +15,8 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ from currents.writes import HashIncr, HashSet, Put, Write, ZRemove, coalesce
 from profiles.segments import SegmentDefinition, SegmentRegistry
 from profiles.view import Tertiles
 from schemas.profile import UserState
-from streams.budget import LoopWatch, PartSizer, Stretches
+from streams.budget import LoopWatch, PartSizer, Stretches, event_cost
 from streams.decode import DeadLetter, PositionedEvent, decode_record
 from streams.processor import (
     BatchInput,
@@ -128,57 +129,81 @@ class BatchHandler:
     async def handle(self, records: Sequence[RawRecord]) -> BatchStats:
         """Apply a batch of records, in parts whose cost the sizer bounds.
 
-        1. Decode, off the event loop, ``DECODE_CHUNK`` records at a time.
+        1. Decode, off the event loop, ``DECODE_CHUNK`` records at a time, only as far as
+           the next part needs: a batch of packed records can hold 250,000 events, and
+           freeing them all at once would hold the loop for half a second.
         2. Cut the events into parts of at most ``sizer.limit`` cost (events plus order
            lines); a packed record of 500 heavy orders spans several parts.
         3. Apply each part under the lock (:meth:`_apply`), so the sweep and backfills get
            their turn between parts. Only the last part records the offsets: a crash in
-           between replays the earlier parts, which dedup catches.
+           between replays the earlier parts, which dedup catches. Dead letters go with
+           the first part applied after their record was decoded.
         """
         self.watch.start()
         started = time.perf_counter()
-        events: list[PositionedEvent] = []
-        dead: list[DeadLetter] = []
         last_offsets: dict[int, int] = {}
-        for begin in range(0, len(records), DECODE_CHUNK):
-            chunk = records[begin : begin + DECODE_CHUNK]
-            for record in chunk:
-                last_offsets[record.partition] = max(
-                    record.offset, last_offsets.get(record.partition, -1)
-                )
-            decoded, rejected = await Stretches(self.compute).run(
-                functools.partial(decode_records, chunk), "decode"
+        for record in records:
+            last_offsets[record.partition] = max(
+                record.offset, last_offsets.get(record.partition, -1)
             )
-            events.extend(decoded)
-            dead.extend(rejected)
-
-        results: list[BatchResult] = []
-        parts = self.sizer.cut(events)
-        part = next(parts, [])
-        letters = dead
-        while True:
-            following = next(parts, None)
+        totals = Counter[str]()
+        letters: list[DeadLetter] = []
+        parts = self._parts(records, letters)
+        part = await anext(parts, None)
+        while part is not None:
+            following = await anext(parts, None)
             offsets = last_offsets if following is None else None
+            sending, letters[:] = list(letters), []
             async with self.lock:
                 try:
-                    results.append(await self._apply(part, letters, offsets))
+                    results = [await self._apply(part, sending, offsets)]
                 except (RedisError, OSError):
                     raise
                 except Exception:
                     log.exception("batch failed; applying its events one by one")
-                    results += await self._isolate(part, letters, offsets)
-            if following is None:
-                break
-            part, letters = following, []
-        if any(r.touched_categories for r in results):
+                    results = await self._isolate(part, sending, offsets)
+            for result in results:
+                totals["applied"] += result.applied
+                totals["duplicates"] += result.duplicates
+                totals["dead_letters"] += len(result.dead_letters)
+                totals["categories"] += bool(result.touched_categories)
+            del results
+            part = following
+        if totals["categories"]:
             self.tertiles = await self._retrying(self.sink.read_tertiles)
         return BatchStats(
             len(records),
-            sum(r.applied for r in results),
-            sum(r.duplicates for r in results),
-            sum(len(r.dead_letters) for r in results),
+            totals["applied"],
+            totals["duplicates"],
+            totals["dead_letters"],
             time.perf_counter() - started,
         )
+
+    async def _parts(
+        self, records: Sequence[RawRecord], letters: list[DeadLetter]
+    ) -> AsyncIterator[list[PositionedEvent]]:
+        """The batch's parts, decoded as they are needed; dead letters of the decoded
+        records are added to ``letters``. Always at least one part (it may be empty), so
+        a batch of nothing but dead letters still sends them and records its offsets."""
+        pending: deque[PositionedEvent] = deque()
+        cost = 0
+        yielded = False
+        for begin in range(0, len(records), DECODE_CHUNK):
+            decoded, rejected = await Stretches(self.compute).run(
+                functools.partial(decode_records, records[begin : begin + DECODE_CHUNK]),
+                "decode",
+            )
+            letters.extend(rejected)
+            for positioned in decoded:
+                pending.append(positioned)
+                cost += event_cost(positioned)
+            del decoded
+            while pending and cost >= self.sizer.limit:
+                part, cost = self.sizer.take(pending, cost)
+                yielded = True
+                yield part
+        if pending or not yielded:
+            yield list(pending)
 
     async def _apply(
         self,
