@@ -47,6 +47,7 @@ def _api(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from benchmarks.traffic import TrafficOptions, run_traffic
+    from currents.kafka_security import client_options
 
     settings = load_settings()
     options = TrafficOptions(
@@ -62,6 +63,7 @@ def _generate(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         progress=not args.no_progress,
         shape=args.shape,
+        kafka_options=client_options(settings),
     )
     try:
         sent = asyncio.run(run_traffic(options))

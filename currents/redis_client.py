@@ -10,6 +10,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from currents.settings import Settings
+
 AsyncRedis = aioredis.Redis | RedisCluster
 CLUSTER_SCRIPT_CONCURRENCY = 8
 
@@ -23,6 +25,29 @@ def _strip_cluster_flag(url: str) -> str:
     parts = urlsplit(url)
     query = {k: v for k, v in parse_qs(parts.query).items() if k != "cluster"}
     return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+
+
+def tls_options(url: str, settings: Settings) -> dict[str, Any]:
+    """redis-py's ``ssl_*`` arguments for ``url`` from ``CURRENTS_REDIS_TLS_*``; none for a
+    ``redis://`` URL (the settings refuse TLS files without ``rediss://``). The same
+    arguments serve the asyncio, synchronous and Cluster clients.
+
+    The server's certificate is always verified: against the CA file when one is set, else
+    against the system's trust store.
+    """
+    if urlsplit(url).scheme != "rediss":
+        return {}
+
+    def path(value: Any) -> str | None:
+        return str(value) if value is not None else None
+
+    return {
+        "ssl_cert_reqs": "required",
+        "ssl_ca_certs": path(settings.redis_tls_ca_file),
+        "ssl_certfile": path(settings.redis_tls_cert_file),
+        "ssl_keyfile": path(settings.redis_tls_key_file),
+        "ssl_check_hostname": settings.redis_tls_check_hostname,
+    }
 
 
 def create_redis(url: str, *, timeout_s: float = 2.0, **extra: Any) -> AsyncRedis:
