@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import AuthenticationError
 
 from currents.settings import Settings
 
@@ -48,6 +50,30 @@ def tls_options(url: str, settings: Settings) -> dict[str, Any]:
         "ssl_keyfile": path(settings.redis_tls_key_file),
         "ssl_check_hostname": settings.redis_tls_check_hostname,
     }
+
+
+def describe_error(error: BaseException) -> str:
+    """What failed when talking to Redis, in words an operator can act on: a TLS or
+    authentication failure needs a configuration change, not a retry.
+
+    >>> describe_error(AuthenticationError("invalid username-password pair"))
+    'authentication failed; check the user and password in CURRENTS_REDIS_URL'
+    >>> describe_error(TimeoutError())
+    'TimeoutError'
+    """
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                f"TLS certificate verification failed ({cause.verify_message}); "
+                "check CURRENTS_REDIS_TLS_CA_FILE"
+            )
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake failed ({cause.reason or cause})"
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(error, AuthenticationError):
+        return "authentication failed; check the user and password in CURRENTS_REDIS_URL"
+    return type(error).__name__
 
 
 def create_redis(url: str, *, timeout_s: float = 2.0, **extra: Any) -> AsyncRedis:

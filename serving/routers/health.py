@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from redis.exceptions import BusyLoadingError, RedisError
 
 from currents import keys
-from currents.redis_client import tls_options
+from currents.redis_client import describe_error, tls_options
 from currents.redis_loading import Loading, loading_state
 from currents.settings import Settings
 from serving.deps import MetricsDep, ProducerDep, RedisDep, SettingsDep
@@ -42,7 +42,7 @@ async def readyz(redis: RedisDep, producer: ProducerDep, settings: SettingsDep) 
     except BusyLoadingError:
         reasons.append(await _loading_reason(settings))
     except (RedisError, OSError) as error:
-        reasons.append(f"redis unreachable: {type(error).__name__}")
+        reasons.append(f"redis unreachable: {describe_error(error)}")
     if not producer.connected:
         reasons.append("broker unreachable: the producer is not connected yet")
     elif not await producer.ping():

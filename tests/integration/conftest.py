@@ -33,6 +33,7 @@ from currents.embedded import (
     start_redis,
 )
 from currents.errors import CurrentsError
+from currents.redis_client import tls_options
 from currents.settings import Settings
 from currents.topics import ensure_topics
 from serving.security import format_entry
@@ -64,7 +65,8 @@ class Engine:
         return httpx.Client(base_url=self.api_url, headers=headers, timeout=10)
 
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.servers.redis_url)
+        url = self.servers.redis_url
+        return redis.Redis.from_url(url, **tls_options(url, self.settings))
 
     def post_events(self, events: list[dict[str, Any]] | dict[str, Any]) -> httpx.Response:
         with self.client("ingest") as client:
