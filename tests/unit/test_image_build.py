@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.dockerignore import context_files, excluded, parse_dockerignore
 from tests.image_build import (
     Builder,
     BuildError,
     Image,
     Instruction,
-    context_files,
-    excluded,
     interpreter_for,
     parse_dockerfile,
-    parse_dockerignore,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
