@@ -22,7 +22,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install Currents with its dev tools
 
-tools: ## install the external clients the tests use (kcat, headless chromium) when missing
+tools: ## install the external tools the tests use (kcat, chromium, redis-server, openssl) when missing
+	@command -v redis-server >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 || { \
+	  echo "installing redis-server and openssl for the TLS tests (Debian packages)"; \
+	  (apt-get update -qq && apt-get install -y -qq redis-server openssl) >/dev/null || \
+	  echo "could not install redis-server/openssl: tests/integration/test_tls.py will fail and say why"; }
 	@command -v kcat >/dev/null 2>&1 || { \
 	  echo "installing kcat (Debian package)"; \
 	  (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null || \

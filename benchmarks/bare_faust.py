@@ -15,6 +15,7 @@ from pathlib import Path
 import faust
 import orjson
 
+from currents.kafka_security import faust_credentials
 from currents.settings import Settings
 from streams.app import faust_broker_url
 from streams.decode import decode_record
@@ -27,6 +28,7 @@ def main(argv: list[str]) -> None:
     app = faust.App(
         group,
         broker=faust_broker_url(bootstrap),
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         web_enabled=False,
         topic_allow_declare=False,

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from currents.embedded import ServerProcess, start_broker, start_redis
+from currents.redis_client import tls_options
 from currents.redis_loading import wait_until_loaded_sync
+from currents.settings import Settings
 
 RESULTS_DIR = Path("benchmarks/results")
 
@@ -42,11 +44,19 @@ def bench_servers(need_broker: bool = True) -> Iterator[BenchServers]:
                 redis = start_redis(Path(data), appendonly=False)
                 started.append(redis)
                 redis_url = redis.address
-            wait_until_loaded_sync(redis_url, "benchmark", say=print)
+            tls = tls_options(redis_url, client_settings(redis_url=redis_url))
+            wait_until_loaded_sync(redis_url, "benchmark", say=print, **tls)
             yield BenchServers(bootstrap, redis_url)
         finally:
             for server in reversed(started):
                 server.stop()
+
+
+def client_settings(bootstrap: str | None = None, redis_url: str | None = None) -> Settings:
+    """Settings for a benchmark's own clients of these servers. TLS and SASL come from this
+    process's ``CURRENTS_*`` environment, as they do for the engine processes it starts."""
+    servers = {"kafka_bootstrap": bootstrap, "redis_url": redis_url}
+    return Settings.model_validate({name: value for name, value in servers.items() if value})
 
 
 def machine() -> dict[str, Any]:

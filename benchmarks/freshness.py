@@ -46,6 +46,7 @@ from benchmarks.harness import (
     require_loopback,
 )
 from benchmarks.heavy_baskets import HeavyBasketShop
+from currents.kafka_security import client_options
 
 TICK_S = 0.05
 PROBE_EVERY_S = 0.2
@@ -115,7 +116,12 @@ async def _drive(
     assert run.servers.bootstrap is not None
     topic = run.settings.events_topic
     partitions = run.settings.events_partitions
-    producer = AIOKafkaProducer(bootstrap_servers=run.servers.bootstrap, acks="all", linger_ms=2)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=run.servers.bootstrap,
+        acks="all",
+        linger_ms=2,
+        **client_options(run.settings),
+    )
     await producer.start()
     counters = redis_client(run.servers.redis_url)
     try:

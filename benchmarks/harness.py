@@ -27,11 +27,12 @@ import redis as sync_redis
 import yaml
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.common import BenchServers
+from benchmarks.common import BenchServers, client_settings
 from benchmarks.generator import SyntheticShop
 from currents import keys
 from currents.embedded import die_with_parent, free_port
-from currents.redis_client import create_redis
+from currents.kafka_security import client_options
+from currents.redis_client import create_redis, tls_options
 from currents.settings import Settings
 from currents.topics import ensure_topics
 from profiles.segments import load_segments_file
@@ -93,7 +94,11 @@ async def produce(
     from tqdm import tqdm
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+        **client_options(client_settings(bootstrap=bootstrap)),
     )
     await producer.start()
     started = time.perf_counter()
@@ -227,9 +232,10 @@ def redis_client(url: str) -> Any:
     """A synchronous client for counters and hashes (a cluster client for ``?cluster=1``)."""
     from currents.redis_client import _strip_cluster_flag, is_cluster_url
 
+    tls = tls_options(url, client_settings(redis_url=url))
     if is_cluster_url(url):
-        return sync_redis.RedisCluster.from_url(_strip_cluster_flag(url))
-    return sync_redis.Redis.from_url(url)
+        return sync_redis.RedisCluster.from_url(_strip_cluster_flag(url), **tls)
+    return sync_redis.Redis.from_url(url, **tls)
 
 
 def require_empty(url: str) -> None:
@@ -265,7 +271,9 @@ def handled(client: Any) -> int:
 
 async def load_definitions(redis_url: str) -> tuple[int, int]:
     """The example segments and campaigns, so segment and trigger evaluation run."""
-    redis = create_redis(redis_url, timeout_s=10)
+    redis = create_redis(
+        redis_url, timeout_s=10, **tls_options(redis_url, client_settings(redis_url=redis_url))
+    )
     try:
         segments = load_segments_file(EXAMPLES / "segments.yaml")
         store = SegmentStore(redis)

@@ -14,11 +14,16 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmarks.common import bar_plot, bench_servers, print_table, write_results
+from benchmarks.common import (
+    bar_plot,
+    bench_servers,
+    client_settings,
+    print_table,
+    write_results,
+)
 from benchmarks.generator import SyntheticShop
-from currents.redis_client import create_redis
+from currents.redis_client import AsyncRedis, create_redis, tls_options
 from currents.redis_reads import fetch_reads
-from currents.settings import Settings
 from schemas.events import parse_event
 from streams.decode import PositionedEvent
 from streams.processor import BatchInput, BatchProcessor, items_of, user_keys_of
@@ -27,9 +32,14 @@ from streams.sink import RedisSink
 BATCH = 1000
 
 
+def _redis(redis_url: str, timeout_s: float = 30) -> AsyncRedis:
+    tls = tls_options(redis_url, client_settings(redis_url=redis_url))
+    return create_redis(redis_url, timeout_s=timeout_s, **tls)
+
+
 async def _fill(redis_url: str, users: int, items: int, sessions_per_user: int, seed: int) -> int:
-    settings = Settings(kafka_bootstrap="unused:0", redis_url=redis_url)
-    redis = create_redis(redis_url, timeout_s=30)
+    settings = client_settings(bootstrap="unused:0", redis_url=redis_url)
+    redis = _redis(redis_url)
     sink = RedisSink(redis)
     processor = BatchProcessor(settings)
     shop = SyntheticShop(users=users, items=items, seed=seed)
@@ -57,7 +67,7 @@ async def _fill(redis_url: str, users: int, items: int, sessions_per_user: int, 
 
 
 async def _measure(redis_url: str) -> dict[str, Any]:
-    redis = create_redis(redis_url, timeout_s=30)
+    redis = _redis(redis_url)
     totals = {"user": 0, "item": 0, "global": 0}
     counts = {"user": 0, "item": 0}
     async for key in redis.scan_iter(count=1000):
@@ -100,7 +110,7 @@ def run(
 
 
 async def _flush(redis_url: str) -> None:
-    redis = create_redis(redis_url)
+    redis = _redis(redis_url, timeout_s=2.0)
     if await redis.dbsize():
         raise SystemExit(
             "the memory benchmark needs an empty Redis database; point CURRENTS_REDIS_URL at one "

@@ -32,7 +32,13 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from tqdm import tqdm
 
-from benchmarks.common import bench_servers, grouped_bar_plot, print_table, write_results
+from benchmarks.common import (
+    bench_servers,
+    client_settings,
+    grouped_bar_plot,
+    print_table,
+    write_results,
+)
 from benchmarks.harness import (
     Run,
     batched_records,
@@ -50,6 +56,7 @@ from benchmarks.harness import (
 )
 from currents import keys
 from currents.embedded import die_with_parent
+from currents.kafka_security import client_options
 from streams.decode import decode_record
 
 SHAPES = ("single", "batched")
@@ -64,6 +71,7 @@ async def raw_rate(
         enable_auto_commit=False,
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=32 * 1024 * 1024,
+        **client_options(client_settings(bootstrap=bootstrap)),
     )
     await consumer.start()
     decoded = 0

@@ -40,6 +40,7 @@ from benchmarks.harness import (
     require_empty,
     require_loopback,
 )
+from currents.kafka_security import client_options
 
 HISTORY_EVENTS = 30_000
 KNOWN_SHARE = 0.8
@@ -73,7 +74,12 @@ async def _ingest(
     ``stop``; returns events produced."""
     assert run.servers.bootstrap is not None
     topic, partitions = run.settings.events_topic, run.settings.events_partitions
-    producer = AIOKafkaProducer(bootstrap_servers=run.servers.bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=run.servers.bootstrap,
+        acks="all",
+        linger_ms=5,
+        **client_options(run.settings),
+    )
     await producer.start()
     produced = 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
@@ -36,11 +36,15 @@ class TrafficOptions:
     api_key: str | None = None
     progress: bool = True
     shape: str = "shoppers"  # or "heavy-baskets": every event an order
+    # TLS and SASL to the broker (currents.kafka_security.client_options).
+    kafka_options: dict[str, Any] = field(default_factory=dict)
 
 
 class KafkaTarget:
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    def __init__(self, bootstrap: str, topic: str, kafka_options: dict[str, Any]) -> None:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=5, **kafka_options
+        )
         self.topic = topic
 
     async def start(self) -> None:
@@ -98,7 +102,7 @@ async def run_traffic(options: TrafficOptions) -> int:
     if options.target == "kafka":
         if not options.bootstrap:
             raise ValueError("--target kafka needs CURRENTS_KAFKA_BOOTSTRAP")
-        target = KafkaTarget(options.bootstrap, options.topic)
+        target = KafkaTarget(options.bootstrap, options.topic, options.kafka_options)
     else:
         if not options.api_url or not options.api_key:
             raise ValueError("--target http needs --api-url and --api-key")

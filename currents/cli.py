@@ -1,4 +1,4 @@
-"""The `currents` command: up, worker, api, generate, keygen."""
+"""The `currents` command: up, worker, api, topics, generate, keygen, bench, evaluate."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from currents.errors import CurrentsError
+from currents.errors import ConfigurationError, CurrentsError
 from currents.settings import load_settings
 
 
@@ -45,8 +45,21 @@ def _api(args: argparse.Namespace) -> int:
     return 0
 
 
+def _topics(args: argparse.Namespace) -> int:
+    from currents.topics import ensure_topics, topic_plan
+
+    settings = load_settings()
+    if not settings.kafka_bootstrap:
+        raise ConfigurationError("CURRENTS_KAFKA_BOOTSTRAP must be set")
+    ensure_topics(settings.kafka_bootstrap, settings, args.timeout)
+    for name, partitions in topic_plan(settings).items():
+        print(f"{name}: {partitions} partition(s)")
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     from benchmarks.traffic import TrafficOptions, run_traffic
+    from currents.kafka_security import client_options
 
     settings = load_settings()
     options = TrafficOptions(
@@ -62,6 +75,7 @@ def _generate(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         progress=not args.no_progress,
         shape=args.shape,
+        kafka_options=client_options(settings),
     )
     try:
         sent = asyncio.run(run_traffic(options))
@@ -129,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host")
     api.add_argument("--port", type=int)
     api.set_defaults(run=_api)
+
+    topics = sub.add_parser("topics", help="create the topics that are missing, then exit")
+    topics.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for the broker to answer"
+    )
+    topics.set_defaults(run=_topics)
 
     gen = sub.add_parser("generate", help="send synthetic shoppers' events")
     gen.add_argument("--rate", type=float, default=200.0, help="events per second")

@@ -128,8 +128,16 @@ def redis_binary() -> str:
     return str(binary)
 
 
-def start_broker(data_dir: Path, port: int | None = None) -> ServerProcess:
-    """A memory-only Tansu broker; its address is the Kafka bootstrap ``127.0.0.1:port``."""
+def start_broker(
+    data_dir: Path, port: int | None = None, *, advertised_port: int | None = None
+) -> ServerProcess:
+    """A memory-only Tansu broker; its address is the Kafka bootstrap ``127.0.0.1:port``.
+    ``advertised_port``: the port clients are told to connect to, when something else
+    (a TLS terminator, in the tests) listens there and relays to ``port``.
+
+    Tansu 0.6 speaks PLAINTEXT only: it accepts ``--cert``/``--key`` but never wraps a
+    connection in TLS, and its ``--authentication`` offers SCRAM against users kept in
+    the storage engine, which the memory engine cannot be given (docs/security.md)."""
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     argv = [
@@ -138,7 +146,7 @@ def start_broker(data_dir: Path, port: int | None = None) -> ServerProcess:
         "--listener-url",
         url,
         "--advertised-listener-url",
-        url,
+        f"tcp://127.0.0.1:{advertised_port or port}",
         "--storage-engine",
         "memory://tansu/",
     ]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import AuthenticationError
+
+from currents.settings import Settings
 
 AsyncRedis = aioredis.Redis | RedisCluster
 CLUSTER_SCRIPT_CONCURRENCY = 8
@@ -23,6 +27,53 @@ def _strip_cluster_flag(url: str) -> str:
     parts = urlsplit(url)
     query = {k: v for k, v in parse_qs(parts.query).items() if k != "cluster"}
     return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+
+
+def tls_options(url: str, settings: Settings) -> dict[str, Any]:
+    """redis-py's ``ssl_*`` arguments for ``url`` from ``CURRENTS_REDIS_TLS_*``; none for a
+    ``redis://`` URL (the settings refuse TLS files without ``rediss://``). The same
+    arguments serve the asyncio, synchronous and Cluster clients.
+
+    The server's certificate is always verified: against the CA file when one is set, else
+    against the system's trust store.
+    """
+    if urlsplit(url).scheme != "rediss":
+        return {}
+
+    def path(value: Any) -> str | None:
+        return str(value) if value is not None else None
+
+    return {
+        "ssl_cert_reqs": "required",
+        "ssl_ca_certs": path(settings.redis_tls_ca_file),
+        "ssl_certfile": path(settings.redis_tls_cert_file),
+        "ssl_keyfile": path(settings.redis_tls_key_file),
+        "ssl_check_hostname": settings.redis_tls_check_hostname,
+    }
+
+
+def describe_error(error: BaseException) -> str:
+    """What failed when talking to Redis, in words an operator can act on: a TLS or
+    authentication failure needs a configuration change, not a retry.
+
+    >>> describe_error(AuthenticationError("invalid username-password pair"))
+    'authentication failed; check the user and password in CURRENTS_REDIS_URL'
+    >>> describe_error(TimeoutError())
+    'TimeoutError'
+    """
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                f"TLS certificate verification failed ({cause.verify_message}); "
+                "check CURRENTS_REDIS_TLS_CA_FILE"
+            )
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake failed ({cause.reason or cause})"
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(error, AuthenticationError):
+        return "authentication failed; check the user and password in CURRENTS_REDIS_URL"
+    return type(error).__name__
 
 
 def create_redis(url: str, *, timeout_s: float = 2.0, **extra: Any) -> AsyncRedis:

@@ -56,16 +56,16 @@ def _log_progress(what: str, loading: Loading) -> None:
     )
 
 
-async def loading_state(url: str) -> Loading:
+async def loading_state(url: str, **options: Any) -> Loading:
     """The load's progress, on a connection of its own: a loading Redis refuses the
     CLIENT SETINFO that redis-py sends on connecting, so a normal client cannot even
-    connect, while INFO itself is answered."""
+    connect, while INFO itself is answered. ``options``: TLS (``tls_options``)."""
     import redis.asyncio as aioredis
 
     from currents.redis_client import _strip_cluster_flag
 
     client = aioredis.Redis.from_url(
-        _strip_cluster_flag(url), socket_timeout=2, lib_name=None, lib_version=None
+        _strip_cluster_flag(url), socket_timeout=2, lib_name=None, lib_version=None, **options
     )
     try:
         return Loading.of(await client.info("persistence"))

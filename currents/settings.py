@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
@@ -25,7 +27,10 @@ DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
 class Settings(BaseSettings):
     """Runtime configuration. Field ``foo_bar`` is set by ``CURRENTS_FOO_BAR``."""
 
-    model_config = SettingsConfigDict(env_prefix="CURRENTS_", frozen=True, extra="ignore")
+    # Errors never echo the input: it holds the SASL password and Redis URL credentials.
+    model_config = SettingsConfigDict(
+        env_prefix="CURRENTS_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     # --- servers -------------------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
@@ -35,6 +40,32 @@ class Settings(BaseSettings):
         None, description="Redis URL (redis:// or a cluster node with ?cluster=1); unset embeds."
     )
     data_dir: Path = Field(Path(".currents"), description="Embedded servers' data and logs.")
+
+    # --- encryption and authentication to the servers (docs/security.md) -----------------
+    redis_tls_ca_file: FilePath | None = Field(
+        None, description="CA bundle that signed Redis's certificate (rediss:// URLs)."
+    )
+    redis_tls_cert_file: FilePath | None = Field(
+        None, description="Client certificate for Redis mutual TLS (PEM)."
+    )
+    redis_tls_key_file: FilePath | None = Field(
+        None, description="Private key of the Redis client certificate (unencrypted PEM)."
+    )
+    redis_tls_check_hostname: bool = True
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_tls_ca_file: FilePath | None = Field(
+        None, description="CA bundle that signed the brokers' certificates (SSL, SASL_SSL)."
+    )
+    kafka_tls_cert_file: FilePath | None = Field(
+        None, description="Client certificate for Kafka mutual TLS (PEM)."
+    )
+    kafka_tls_key_file: FilePath | None = Field(
+        None, description="Private key of the Kafka client certificate (unencrypted PEM)."
+    )
+    kafka_tls_check_hostname: bool = True
 
     # --- topics --------------------------------------------------------------------------
     events_topic: str = "currents.events"
@@ -201,6 +232,44 @@ class Settings(BaseSettings):
             raise ValueError("tier thresholds must ascend: silver <= gold <= diamond")
         return thresholds
 
+    @model_validator(mode="after")
+    def _server_security_is_consistent(self) -> Settings:
+        """Refuse settings that look encrypted or authenticated but would not be."""
+        problems = [
+            *_tls_problems(
+                "REDIS",
+                uses_tls=bool(self.redis_url) and urlsplit(self.redis_url or "").scheme == "rediss",
+                files=(self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file),
+                why_not="CURRENTS_REDIS_URL is not a rediss:// URL",
+            ),
+            *_tls_problems(
+                "KAFKA",
+                uses_tls=self.kafka_security_protocol in {"SSL", "SASL_SSL"},
+                files=(self.kafka_tls_ca_file, self.kafka_tls_cert_file, self.kafka_tls_key_file),
+                why_not=f"CURRENTS_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}",
+            ),
+        ]
+        sasl = self.kafka_security_protocol in {"SASL_PLAINTEXT", "SASL_SSL"}
+        credentials = bool(self.kafka_sasl_username or self.kafka_sasl_password.get_secret_value())
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()):
+            problems.append(
+                f"CURRENTS_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "CURRENTS_KAFKA_SASL_USERNAME and CURRENTS_KAFKA_SASL_PASSWORD"
+            )
+        if credentials and not sasl:
+            problems.append(
+                "CURRENTS_KAFKA_SASL_USERNAME/PASSWORD are set but "
+                f"CURRENTS_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol} "
+                "(use SASL_SSL or SASL_PLAINTEXT)"
+            )
+        if not self.kafka_bootstrap and self.kafka_security_protocol != "PLAINTEXT":
+            problems.append(
+                "the embedded broker (CURRENTS_KAFKA_BOOTSTRAP unset) speaks PLAINTEXT only"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     def require_servers(self) -> tuple[str, str]:
         """The Kafka bootstrap and Redis URL, or a clear error when either is missing."""
         from currents.errors import ConfigurationError
@@ -211,6 +280,18 @@ class Settings(BaseSettings):
                 "(or run `currents up`, which starts embedded servers when they are not)."
             )
         return self.kafka_bootstrap, self.redis_url
+
+
+def _tls_problems(
+    server: str, *, uses_tls: bool, files: tuple[Path | None, ...], why_not: str
+) -> list[str]:
+    _ca, cert, key = files
+    problems = []
+    if not uses_tls and any(files):
+        problems.append(f"CURRENTS_{server}_TLS_* files are set but {why_not}")
+    if key and not cert:
+        problems.append(f"CURRENTS_{server}_TLS_KEY_FILE needs CURRENTS_{server}_TLS_CERT_FILE")
+    return problems
 
 
 @lru_cache(maxsize=1)

@@ -25,6 +25,7 @@ import yaml
 
 from currents.embedded import ServerProcess, die_with_parent, free_port, start_broker, start_redis
 from currents.errors import CurrentsError
+from currents.redis_client import tls_options
 from currents.redis_loading import wait_until_loaded_sync
 from currents.settings import Settings
 from currents.topics import ensure_topics
@@ -113,7 +114,9 @@ class Stack:
             self.say(f"embedded redis-server at {redis_url} (AOF in {data_dir / 'redis'})")
         # A large AOF loads for minutes: that is "not yet", so wait with progress rather
         # than let the API and worker start against a Redis that answers only -LOADING.
-        wait_until_loaded_sync(redis_url, "redis", say=self.say)
+        wait_until_loaded_sync(
+            redis_url, "redis", say=self.say, **tls_options(redis_url, self.settings)
+        )
         ensure_topics(bootstrap, self.settings)
 
         api_key = ""

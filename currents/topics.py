@@ -11,6 +11,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from currents.errors import ConfigurationError
+from currents.kafka_security import client_options
 from currents.settings import Settings
 
 log = logging.getLogger("currents.topics")
@@ -35,7 +36,12 @@ def ensure_topics(bootstrap: str, settings: Settings, timeout_s: float = 30.0) -
     while time.monotonic() < deadline:
         try:
             admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap, client_id="currents-admin", request_timeout_ms=5000
+                bootstrap_servers=bootstrap,
+                client_id="currents-admin",
+                request_timeout_ms=5000,
+                # The client's own first-connection wait is 30 s; keep to our deadline.
+                bootstrap_timeout_ms=max(500, int((deadline - time.monotonic()) * 1000)),
+                **client_options(settings),
             )
         except KafkaError as error:
             last_error = error

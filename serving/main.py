@@ -12,9 +12,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 
-from currents import __version__
+from currents import __version__, kafka_security
 from currents.gc_tuning import tune_for_batches
-from currents.redis_client import create_redis
+from currents.redis_client import create_redis, tls_options
 from currents.settings import Settings, load_settings
 from profiles.rules import ProfileRules
 from profiles.segments import load_segments_file
@@ -62,9 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.redis = create_redis(redis_url)
+        app.state.redis = create_redis(redis_url, **tls_options(redis_url, settings))
         app.state.producer = EventProducer(
-            bootstrap, settings.events_topic, idempotent=settings.producer_idempotence
+            bootstrap,
+            settings.events_topic,
+            idempotent=settings.producer_idempotence,
+            client_options=kafka_security.client_options(settings),
         )
         await app.state.producer.start()
         app.state.config = ConfigStore(app.state.redis)

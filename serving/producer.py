@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -25,9 +26,17 @@ class BrokerUnavailable(Exception):
 
 class EventProducer:
     def __init__(
-        self, bootstrap: str, topic: str, *, idempotent: bool = False, send_timeout_s: float = 10.0
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        idempotent: bool = False,
+        send_timeout_s: float = 10.0,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
+        """``client_options``: TLS and SASL (:func:`currents.kafka_security.client_options`)."""
         self.bootstrap = bootstrap
+        self.client_options = dict(client_options or {})
         self.idempotent = idempotent
         self.topic = topic
         self.send_timeout_s = send_timeout_s
@@ -47,6 +56,7 @@ class EventProducer:
                 enable_idempotence=self.idempotent,
                 linger_ms=2,
                 request_timeout_ms=int(self.send_timeout_s * 1000),
+                **self.client_options,
             )
             try:
                 await producer.start()

@@ -20,8 +20,9 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from currents import keys
+from currents.kafka_security import faust_credentials
 from currents.partitioning import partition_for
-from currents.redis_client import AsyncRedis, create_redis
+from currents.redis_client import AsyncRedis, create_redis, tls_options
 from currents.settings import Settings
 from schemas.profile import UserState
 from streams.handler import BatchHandler, RawRecord
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> faust.App:
     app = CurrentsApp(
         settings.worker_group,
         broker=faust_broker_url(bootstrap),
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
         web_enabled=False,  # no table endpoints, no web server at all
@@ -114,7 +116,11 @@ def create_app(settings: Settings) -> faust.App:
         if "redis" not in resources:
             # The worker's timeout only measures the network: its compute never keeps the
             # loop busy past CURRENTS_WORKER_MAX_BLOCK_MS (streams/budget.py).
-            resources["redis"] = create_redis(redis_url, timeout_s=settings.worker_redis_timeout_s)
+            resources["redis"] = create_redis(
+                redis_url,
+                timeout_s=settings.worker_redis_timeout_s,
+                **tls_options(redis_url, settings),
+            )
         return resources["redis"]
 
     async def send(messages: Sequence[Outbound]) -> None:

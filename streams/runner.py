@@ -18,6 +18,7 @@ import faust
 
 from currents.gc_tuning import tune_for_batches
 from currents.logs import configure_logging, logging_config
+from currents.redis_client import tls_options
 from currents.redis_loading import wait_until_loaded_sync
 from currents.settings import Settings
 from currents.topics import ensure_topics
@@ -58,7 +59,7 @@ class GuardedWorker(faust.Worker):
 def run_worker(settings: Settings, **worker_options: Any) -> None:
     configure_logging(settings.log_level, settings.log_json)
     bootstrap, redis_url = settings.require_servers()
-    wait_until_loaded_sync(redis_url, "worker")
+    wait_until_loaded_sync(redis_url, "worker", **tls_options(redis_url, settings))
     ensure_topics(bootstrap, settings)  # idempotent: a lone worker needs no set-up step
     app = create_app(settings)
     worker = GuardedWorker(

@@ -9,7 +9,9 @@ from fastapi.responses import Response
 from redis.exceptions import BusyLoadingError, RedisError
 
 from currents import keys
+from currents.redis_client import describe_error, tls_options
 from currents.redis_loading import Loading, loading_state
+from currents.settings import Settings
 from serving.deps import MetricsDep, ProducerDep, RedisDep, SettingsDep
 from serving.models import ReadinessResponse
 from serving.responses import OrjsonResponse
@@ -38,9 +40,9 @@ async def readyz(redis: RedisDep, producer: ProducerDep, settings: SettingsDep) 
         if not workers:
             reasons.append("no worker has joined the consumer group yet")
     except BusyLoadingError:
-        reasons.append(await _loading_reason(settings.redis_url or ""))
+        reasons.append(await _loading_reason(settings))
     except (RedisError, OSError) as error:
-        reasons.append(f"redis unreachable: {type(error).__name__}")
+        reasons.append(f"redis unreachable: {describe_error(error)}")
     if not producer.connected:
         reasons.append("broker unreachable: the producer is not connected yet")
     elif not await producer.ping():
@@ -50,9 +52,10 @@ async def readyz(redis: RedisDep, producer: ProducerDep, settings: SettingsDep) 
     return OrjsonResponse({"status": "ready", "reasons": []})
 
 
-async def _loading_reason(url: str) -> str:
+async def _loading_reason(settings: Settings) -> str:
+    url = settings.redis_url or ""
     try:
-        return (await loading_state(url)).describe()
+        return (await loading_state(url, **tls_options(url, settings))).describe()
     except (RedisError, OSError):
         return Loading(None, None).describe()
 

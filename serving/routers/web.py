@@ -25,6 +25,7 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import Response
 
 from currents import keys
+from currents.kafka_security import client_options
 from currents.settings import Settings
 from currents.text import as_text
 from serving.campaign_store import CampaignStore
@@ -105,6 +106,7 @@ async def consumer_lag(settings: Settings, bootstrap: str) -> dict[str, Any]:
         max_partition_fetch_bytes=1,
         fetch_max_bytes=1,
         request_timeout_ms=3000,
+        **client_options(settings),
     )
     await consumer.start()
     try:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ from currents.embedded import (
     start_redis,
 )
 from currents.errors import CurrentsError
+from currents.redis_client import tls_options
 from currents.settings import Settings
 from currents.topics import ensure_topics
 from serving.security import format_entry
@@ -64,7 +65,8 @@ class Engine:
         return httpx.Client(base_url=self.api_url, headers=headers, timeout=10)
 
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.servers.redis_url)
+        url = self.servers.redis_url
+        return redis.Redis.from_url(url, **tls_options(url, self.settings))
 
     def post_events(self, events: list[dict[str, Any]] | dict[str, Any]) -> httpx.Response:
         with self.client("ingest") as client:
@@ -201,9 +203,22 @@ def settings_from_env(env: dict[str, str]) -> Settings:
     return Settings(**values)
 
 
+CLI = (sys.executable, "-m", "currents.cli")
+
+
 def start_engine(
-    servers: Servers, log_dir: Path, port: int | None = None, **overrides: str
+    servers: Servers,
+    log_dir: Path,
+    port: int | None = None,
+    *,
+    cli: Sequence[str] = CLI,
+    cwd: Path = REPO,
+    base_env: Mapping[str, str] | None = None,
+    **overrides: str,
 ) -> Engine:
+    """`<cli> worker` and `<cli> api` on ``servers``, ready (``/readyz`` 200). ``cli``,
+    ``cwd`` and ``base_env`` (default: this process's environment) let a test run the
+    engine as something else installed it, e.g. the image's venv (test_image.py)."""
     run_id = uuid.uuid4().hex[:8]
     keys = {scope: f"test-{scope}-{run_id}" for scope in ("admin", "read", "ingest")}
     entries = [
@@ -213,7 +228,7 @@ def start_engine(
     ]
     port = port or free_port()
     env = {
-        **os.environ,
+        **(os.environ if base_env is None else base_env),
         "CURRENTS_KAFKA_BOOTSTRAP": servers.bootstrap,
         "CURRENTS_REDIS_URL": servers.redis_url,
         "CURRENTS_WORKER_GROUP": f"currents-test-{run_id}",
@@ -234,9 +249,9 @@ def start_engine(
     for name in ("worker", "api"):
         log = (log_dir / f"{name}.log").open("ab")
         engine.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "currents.cli", name],
+            [*cli, name],
             env=env,
-            cwd=REPO,
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
