@@ -61,6 +61,8 @@ bench: setup ## every benchmark at a size that fits in 10 minutes; JSON+PNG in b
 	$(BIN)/currents bench memory --users 2000 --items 1000 --sessions 3
 	$(BIN)/currents bench pipeline --events 50000 --users 5000 --items 1000
 	$(BIN)/currents bench freshness --rate 2000 --duration 20 --users 5000 --items 1000
+	$(BIN)/currents bench pipeline --shape heavy-baskets --events 20000 --users 10000
+	$(BIN)/currents bench freshness --shape heavy-baskets --rate 500 --duration 20 --users 10000 --items 23812
 	$(BIN)/currents bench serving --rates 50,100,250,500,1000,2000 --step 5 --users 5000 --items 1000
 	$(BIN)/currents bench scale --events 20000 --users 2000 --items 1000
 
