@@ -135,9 +135,12 @@ def bare_faust_rate(run: Run, events: int, timeout_s: float) -> float:
             process.wait(5)
 
 
-def worker_rate(run: Run, events: int, timeout_s: float, workers: int = 1) -> dict[str, Any]:
+def worker_rate(
+    run: Run, events: int, timeout_s: float, workers: int = 1, after: int = 0
+) -> dict[str, Any]:
     """Start ``workers`` worker processes on the produced topic and time them from the
-    first partition assignment (their heartbeat) until N events are handled."""
+    first partition assignment (their heartbeat), and once ``after`` events are handled
+    (an untimed catalog, say), until N events are handled."""
     client = redis_client(run.servers.redis_url)
     for index in range(workers):
         run.spawn("worker", f"worker-{index}")
@@ -149,9 +152,9 @@ def worker_rate(run: Run, events: int, timeout_s: float, workers: int = 1) -> di
         with tqdm(total=events, desc=f"{workers} worker(s)", unit="ev") as bar:
             while done < events and time.monotonic() < deadline:
                 run.check_alive()
-                if not started and client.zcard(heartbeats) >= workers:
-                    started = time.perf_counter()
                 now = handled(client)
+                if not started and now >= after and client.zcard(heartbeats) >= workers:
+                    started = time.perf_counter()
                 bar.update(now - done)
                 done = now
                 time.sleep(0.05)

@@ -18,52 +18,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from benchmarks.common import bar_plot, bench_servers, print_table, write_results
 from benchmarks.harness import (
-    Run,
     batched_records,
     flush,
-    handled,
     load_definitions,
     log_root,
     new_run,
     produce,
-    redis_client,
     require_empty,
     require_loopback,
 )
 from benchmarks.heavy_baskets import heavy_basket_events
-from currents import keys
+from benchmarks.pipeline import worker_rate
 
 TARGET_ORDERS_PER_S = 1000
 STALL_SIGNS = ("event loop blocked", "redis unavailable", "is overlapping", "Executing <")
-
-
-def timed_orders(run: Run, catalog: int, total: int, timeout_s: float) -> dict[str, Any]:
-    """Start the worker; time it from ``catalog`` handled events until ``total``."""
-    client = redis_client(run.servers.redis_url)
-    run.spawn("worker", "worker")
-    heartbeats = keys.worker_heartbeats(run.settings.worker_group)
-    started = 0.0
-    done = 0
-    deadline = time.monotonic() + timeout_s
-    try:
-        with tqdm(total=total, desc="worker", unit="ev") as bar:
-            while done < total and time.monotonic() < deadline:
-                run.check_alive()
-                now = handled(client)
-                if not started and now >= catalog and client.zcard(heartbeats):
-                    started = time.perf_counter()
-                bar.update(now - done)
-                done = now
-                time.sleep(0.05)
-        seconds = time.perf_counter() - started if started else 0.0
-        return {"seconds": seconds, "handled": done, "complete": done >= total}
-    finally:
-        run.stop()
-        client.close()
 
 
 def run(
@@ -88,8 +58,8 @@ def run(
         topic = engine.settings.events_topic
         asyncio.run(produce(servers.bootstrap, topic, records, desc="produce heavy baskets"))
         asyncio.run(load_definitions(servers.redis_url))
-        timed = timed_orders(engine, catalog, len(events), timeout_s)
-        log = (engine.log_dir / "worker.log").read_text(errors="replace")
+        timed = worker_rate(engine, len(events), timeout_s, after=catalog)
+        log = (engine.log_dir / "worker-0.log").read_text(errors="replace")
         flush(servers.redis_url)
     seconds = timed["seconds"] or float("nan")
     result: dict[str, Any] = {
