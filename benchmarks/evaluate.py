@@ -28,9 +28,9 @@ from benchmarks.common import print_table, write_results
 from benchmarks.generator import SyntheticShop
 from currents.settings import Settings
 from online_models.base import Interaction
-from online_models.hybrid import DEFAULT_BLEND, Hybrid, build_models
 from online_models.matrix_factorization import NaiveRiverModel
 from online_models.memory import MemoryStore
+from online_models.ranking import DEFAULT_BLEND, Ranker, build_models, catalog_for
 from profiles.fold import fold_event
 from profiles.interactions import interactions_of
 from profiles.query import query_from_state
@@ -253,9 +253,13 @@ def evaluate(
     rules = ProfileRules.from_settings(settings)
     models = build_models(settings)
     store = MemoryStore()
-    everything = Hybrid(models, {name: 1.0 for name in models})
-    configs = {name: Hybrid(models, {name: 1.0}) for name in SINGLE_MODELS}
-    configs["hybrid"] = Hybrid(models, DEFAULT_BLEND)
+    catalog = catalog_for(models)
+    # Single models rank the pool every model proposes (one alone proposes too little to
+    # compare); the hybrid ranks exactly as the engine does.
+    everything = Ranker(models, {name: 1.0 for name in models})
+    hybrid = Ranker(models, DEFAULT_BLEND)
+    configs = {name: Ranker(models, {name: 1.0}) for name in SINGLE_MODELS}
+    configs["hybrid"] = hybrid
     baselines: list[Baseline] = [
         PopularityBaseline(),
         CooccurrenceBaseline(),
@@ -265,7 +269,7 @@ def evaluate(
     tallies = {name: Tally() for name in [*configs, *(b.name for b in baselines)]}
     states: dict[str, UserState] = {}
     seen: dict[str, set[str]] = {}
-    catalog = len({r.item for r in rows})
+    catalog_size = len({r.item for r in rows})
 
     for index, row, event in tqdm(
         _events(rows),
@@ -278,24 +282,29 @@ def evaluate(
         state = states.setdefault(row.user, UserState())
         user_seen = seen.setdefault(row.user, set())
         if index % every == 0:
-            # Timed: the models' own work (queries, proposals, scoring), not the store's reads.
+            # Timed: the ranking pipeline's own work (queries, pool, blend), not the
+            # store's reads nor decoding them.
             started = time.perf_counter()
             query = query_from_state(row.user, state, row.ts)
             reads = everything.candidate_reads(query)
             prepared = time.perf_counter() - started
-            candidate_state = store.fetch(reads)
+            candidate_state = store.decoded(reads, catalog)
             started = time.perf_counter()
-            proposals = everything.propose(query, candidate_state)
-            for item in list(proposals):
-                if item in user_seen:
-                    del proposals[item]
-            reads = everything.item_reads(query, list(proposals))
+            pools = {
+                "hybrid": hybrid.pool(query, candidate_state, catalog, user_seen),
+                "everything": everything.pool(query, candidate_state, catalog, user_seen),
+            }
+            pooled = sorted(
+                {catalog.items.names[c] for p in pools.values() for c in p.codes.tolist()}
+            )
+            reads = everything.item_reads(query, pooled)
             prepared += time.perf_counter() - started
-            shared = {**candidate_state, **store.fetch(reads)}
+            shared = {**candidate_state, **store.decoded(reads, catalog)}
             prepared *= 1e6
-            for name, hybrid in configs.items():
+            for name, ranker in configs.items():
                 started = time.perf_counter()
-                ranked = [r.item_id for r in hybrid.rank(query, proposals, shared)[:K]]
+                pool = pools["hybrid" if name == "hybrid" else "everything"]
+                ranked = ranker.rank(query, pool, shared, catalog, limit=K).items
                 tallies[name].record(
                     ranked, row.item, prepared + (time.perf_counter() - started) * 1e6
                 )
@@ -329,7 +338,7 @@ def evaluate(
             baseline.learn(row)
             tallies[baseline.name].learn_us.append((time.perf_counter() - started) * 1e6)
         user_seen.add(row.item)
-    return {name: tally.summary(catalog) for name, tally in tallies.items()}
+    return {name: tally.summary(catalog_size) for name, tally in tallies.items()}
 
 
 def plot(path: Path, results: dict[str, dict[str, float]], title: str) -> Path:

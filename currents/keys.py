@@ -57,6 +57,24 @@ def user_profile_pattern() -> str:
 
 
 # --- per item ------------------------------------------------------------------------------
+def item_of_key(key: str) -> str:
+    """The item id inside any per-item key.
+
+    >>> item_of_key(item_record("we{ir}d%")), item_of_key(item_factors("a"))
+    ('we{ir}d%', 'a')
+    """
+    escaped = key[len("{i:") : key.index("}")]
+    return escaped.replace("%7D", "}").replace("%7B", "{").replace("%25", "%")
+
+
+def is_item_record(key: str) -> bool:
+    return key.startswith("{i:") and key.endswith("}:item")
+
+
+def is_item_factors(key: str) -> bool:
+    return key.startswith("{i:") and key.endswith("}:mf")
+
+
 def item_record(item_id: str) -> str:
     """Hash: catalog attributes of one item."""
     return item_tag(item_id) + ":item"

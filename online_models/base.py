@@ -15,16 +15,17 @@ Reads are ``(op, key, n)``:
 
 from __future__ import annotations
 
-import operator
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
+
+import numpy as np
 
 from currents import keys
 from currents.writes import Write
-from online_models.decay import PREVIOUS_GENERATION_SCALE
+from online_models.arrays import Catalog, Codes, Scores, merged, scores_in
 
 Read = tuple[str, str, int]
 State = Mapping[Read, Any]
@@ -94,19 +95,82 @@ class Query:
         return bool(self.history or self.session_items or self.affinities.get("category"))
 
 
-@dataclass(frozen=True, slots=True)
-class Scored:
-    """A model's score for an item and why. ``reason`` may hold ``{item}``, filled with the
-    ``source`` item's title (or id) when the answer is explained to a person."""
+@dataclass(frozen=True)
+class Proposal:
+    """A model's candidates as arrays: item codes (``online_models/arrays.py``), their
+    scores, and :attr:`explain`, which gives the reason for any of them (and the code of
+    the item the reason names, or ``NO_CODE``). Only the few items a slate keeps are
+    ever explained."""
 
-    score: float
-    reason: str
-    source: str | None = None
+    codes: Codes
+    scores: np.ndarray
+    explain: Callable[[Codes], list[tuple[str, int]]]
 
-    def explain(self, names: Mapping[str, str] | None = None) -> str:
-        if self.source is None:
-            return self.reason
-        return self.reason.format(item=(names or {}).get(self.source, self.source))
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+def aggregated(
+    codes: Codes,
+    values: np.ndarray,
+    entry_labels: np.ndarray,
+    labels: Sequence[tuple[str, int]],
+    how: str = "sum",
+) -> Proposal:
+    """Entries (an item code, a contribution, the label of what contributed it) summed
+    (or maximised) per item. An item is explained by its largest contribution, the
+    first one on ties, in entry order.
+
+    >>> p = aggregated(np.array([2, 0, 2]), np.array([1.0, 3.0, 2.0]), np.array([0, 0, 1]),
+    ...                [("from x", 5), ("from y", 6)])
+    >>> p.codes.tolist(), p.scores.tolist(), p.explain(np.array([2, 0]))
+    ([0, 2], [3.0, 3.0], [('from y', 6), ('from x', 5)])
+    """
+    dense: np.ndarray
+    if how == "sum":
+        dense = np.bincount(codes, values)
+    else:
+        dense = np.zeros(int(codes.max()) + 1 if len(codes) else 0)
+        np.maximum.at(dense, codes, values)
+    present = np.flatnonzero(dense)
+
+    def explain(targets: Codes) -> list[tuple[str, int]]:
+        # Per target: the largest contribution, then the first entry holding it.
+        wanted = np.zeros(len(dense), bool)
+        wanted[targets] = True
+        chosen = np.flatnonzero(wanted[codes])
+        mine, contributed = codes[chosen], values[chosen]
+        largest = np.zeros(len(dense))
+        np.maximum.at(largest, mine, contributed)
+        leading = contributed == largest[mine]
+        first = np.full(len(dense), len(codes))
+        np.minimum.at(first, mine[leading], chosen[leading])
+        return [labels[i] for i in entry_labels[first[targets]].tolist()]
+
+    return Proposal(present, dense[present], explain)
+
+
+def lists_proposal(
+    lists: Sequence[Scores],
+    weights: Sequence[float],
+    labels: Sequence[tuple[str, int]],
+    how: str = "sum",
+    values: str = "normalised",
+) -> Proposal | None:
+    """Each list's items, with its ``normalised`` (or ``raw``) scores times its weight, or
+    its weight alone (``constant``), aggregated per item (``how``: sum or max)."""
+    lengths = [len(scores) for scores in lists]
+    if not sum(lengths):
+        return None
+    codes = np.concatenate([scores.codes for scores in lists])
+    weight = np.repeat(np.asarray(weights, float), lengths)
+    if values == "constant":
+        contributions = weight
+    else:
+        parts = [s.normalised if values == "normalised" else s.values for s in lists]
+        contributions = np.concatenate(parts) * weight
+    entry_labels = np.repeat(np.arange(len(lists)), lengths)
+    return aggregated(codes, contributions, entry_labels, labels, how)
 
 
 class OnlineModel(ABC):
@@ -124,21 +188,22 @@ class OnlineModel(ABC):
     def learn(self, batch: Sequence[Interaction], state: State) -> list[Write]:
         """Learn from a batch in order; return the writes that persist what changed."""
 
-    # --- serving (API, evaluator) --------------------------------------------------------
+    # --- serving (worker slates, API fallback, evaluator) -------------------------------
     def candidate_reads(self, query: Query) -> list[Read]:
         return []
 
-    def candidates(self, query: Query, state: State) -> dict[str, Scored]:
-        """A bounded set of items this model proposes, with scores and reasons."""
-        return {}
+    def propose(self, query: Query, state: State, catalog: Catalog) -> Proposal | None:
+        """A bounded set of items this model proposes, with scores and reasons; ``state``
+        holds the replies to :meth:`candidate_reads`, decoded (``arrays.decode``)."""
+        return None
 
     def item_reads(self, query: Query, items: Sequence[str]) -> list[Read]:
         return []
 
-    def score(self, query: Query, items: Sequence[str], state: State) -> dict[str, float]:
-        """Scores for given candidates; defaults to the model's own candidate scores."""
-        own = self.candidates(query, state)
-        return {item: own[item].score for item in items if item in own}
+    def score(self, query: Query, pool: Codes, state: State, catalog: Catalog) -> np.ndarray | None:
+        """Scores for every pooled item (0 where the model has none), for models that
+        score items they did not propose; None when they cannot score any."""
+        return None
 
 
 def normalise(scores: Mapping[str, float]) -> dict[str, float]:
@@ -149,15 +214,6 @@ def normalise(scores: Mapping[str, float]) -> dict[str, float]:
     return {item: value / top for item, value in scores.items() if value > 0}
 
 
-def merge_generations(
-    current: Sequence[tuple[str, float]], previous: Sequence[tuple[str, float]], scale: float
-) -> dict[str, float]:
-    merged = dict(current)
-    for member, score in previous:
-        merged[member] = merged.get(member, 0.0) + score * scale
-    return merged
-
-
 GenerationReads = tuple[Read, Read]
 
 
@@ -166,77 +222,7 @@ def generation_reads(key_of: Callable[[int], str], generation: int, n: int) -> G
     return ztop(key_of(generation), n), ztop(key_of(generation - 1), n)
 
 
-def read_generations(state: State, reads: GenerationReads) -> dict[str, float]:
-    """Merge what :func:`generation_reads` fetched into current-generation scores."""
+def generations(state: State, reads: GenerationReads) -> Scores:
+    """What :func:`generation_reads` fetched (decoded), as current-generation scores."""
     current, previous = reads
-    return merge_generations(
-        state.get(current, []), state.get(previous, []), PREVIOUS_GENERATION_SCALE
-    )
-
-
-def normalised_generations(state: State, reads: GenerationReads) -> dict[str, float]:
-    """:func:`read_generations`, normalised (derived once per pair of replies when the
-    state carries a memo: see :func:`derived`)."""
-    return derived(state, "normalised", reads, lambda: normalise(read_generations(state, reads)))
-
-
-T = TypeVar("T")
-
-
-def derived(state: State, kind: str, reads: tuple[Read, ...], compute: Callable[[], T]) -> T:
-    """``compute()``: a value that depends only on the replies to ``reads``, taken from the
-    state's :class:`DerivedMemo` when it carries one (the API's) and those replies are the
-    same objects as last time. The value is shared: callers must not mutate it."""
-    memo: DerivedMemo | None = getattr(state, "memo", None)
-    if memo is None:
-        return compute()
-    return memo.derive(state, kind, reads, compute)
-
-
-class DerivedMemo:
-    """Values computed from replies, each kept while its replies are the same objects.
-
-    The API's read cache (serving/cache.py) hands out one reply object per read until it
-    refetches that read, and request after request merges and normalises the same hot
-    neighbour lists and trending scopes. An entry holds on to its replies, so no other
-    object can take their identity while it is compared; a refetched reply is a new
-    object, so it misses. Replies are never mutated, so a hit equals recomputing.
-
-    >>> memo = DerivedMemo()
-    >>> pair = (ztop("now", 2), ztop("before", 2))
-    >>> state = MemoState({pair[0]: [("a", 2.0), ("b", 1.0)], pair[1]: []}, memo)
-    >>> first = normalised_generations(state, pair)
-    >>> first, normalised_generations(state, pair) is first
-    ({'a': 1.0, 'b': 0.5}, True)
-    >>> state[pair[0]] = [("a", 2.0), ("b", 1.0)]   # refetched: a new reply object
-    >>> normalised_generations(state, pair) is first
-    False
-    """
-
-    def __init__(self, max_entries: int = 50_000) -> None:
-        self.max_entries = max_entries
-        self._entries: dict[tuple[str, tuple[Read, ...]], tuple[list[Any], Any]] = {}
-
-    def derive(
-        self, state: State, kind: str, reads: tuple[Read, ...], compute: Callable[[], T]
-    ) -> T:
-        replies = [state.get(read) for read in reads]
-        entry = self._entries.get((kind, reads))
-        if entry is not None and all(map(operator.is_, entry[0], replies)):
-            value: T = entry[1]
-            return value
-        value = compute()
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        self._entries[kind, reads] = (replies, value)
-        return value
-
-
-class MemoState(dict[Read, Any]):
-    """A query's replies, with the :class:`DerivedMemo` that models derive through."""
-
-    __slots__ = ("memo",)
-
-    def __init__(self, replies: Mapping[Read, Any], memo: DerivedMemo) -> None:
-        super().__init__(replies)
-        self.memo = memo
+    return merged(scores_in(state, current), scores_in(state, previous))

@@ -9,28 +9,33 @@ is scored by ``category share + 0.5 * brand share`` from the item's catalog reco
 >>> store.apply([ZAdd("currents:catalog:new:shoes", {"new-1": 5.0}),
 ...              HashSet("{i:new-1}:item", {"category": "shoes", "brand": "acme"})])
 >>> query = Query("u", now=0, affinities={"category": {"shoes": 0.8}, "brand": {"acme": 0.5}})
->>> proposed = model.candidates(query, store.fetch(model.candidate_reads(query)))
->>> proposed["new-1"].explain()
-'new in shoes'
->>> items = ["new-1"]
->>> model.score(query, items, store.fetch(model.item_reads(query, items)))
-{'new-1': 1.05}
+>>> catalog = Catalog()
+>>> proposed = model.propose(query, store.decoded(model.candidate_reads(query), catalog), catalog)
+>>> proposed.scores.tolist(), proposed.explain(proposed.codes)
+([0.8], [('new in shoes', -1)])
+>>> _ = store.decoded(model.item_reads(query, ["new-1"]), catalog)
+>>> model.score(query, proposed.codes, {}, catalog).tolist()
+[1.05]
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from currents import keys
 from currents.writes import HashSet, Write, ZAdd
+from online_models.arrays import NO_CODE, Catalog, Codes, Vocabulary, scores_in
 from online_models.base import (
     Interaction,
     OnlineModel,
+    Proposal,
     Query,
     Read,
-    Scored,
     State,
     item_record_read,
+    lists_proposal,
     ztop,
 )
 from online_models.memory import MemoryStore
@@ -66,38 +71,38 @@ class ContentModel(OnlineModel):
     def candidate_reads(self, query: Query) -> list[Read]:
         return [ztop(keys.category_new_items(c), self.new_items) for c in self._categories(query)]
 
-    def candidates(self, query: Query, state: State) -> dict[str, Scored]:
+    def propose(self, query: Query, state: State, catalog: Catalog) -> Proposal | None:
         shares = query.affinities.get("category", {})
-        proposed: dict[str, Scored] = {}
-        for category in self._categories(query):
-            for item, _ in state.get(ztop(keys.category_new_items(category), self.new_items), []):
-                score = shares.get(category, 0.1)
-                if item not in proposed or proposed[item].score < score:
-                    proposed[item] = Scored(score, f"new in {category}")
-        return proposed
+        categories = self._categories(query)
+        return lists_proposal(
+            [
+                scores_in(state, ztop(keys.category_new_items(c), self.new_items))
+                for c in categories
+            ],
+            [shares.get(c, 0.1) for c in categories],
+            [("new in " + c, NO_CODE) for c in categories],
+            how="max",
+            values="constant",
+        )
 
     def item_reads(self, query: Query, items: Sequence[str]) -> list[Read]:
         return list(map(item_record_read, items))
 
-    def score(self, query: Query, items: Sequence[str], state: State) -> dict[str, float]:
+    def score(self, query: Query, pool: Codes, state: State, catalog: Catalog) -> np.ndarray | None:
         categories = query.affinities.get("category", {})
         brands = query.affinities.get("brand", {})
-        scores: dict[str, float] = {}
         if not categories and not brands:
-            return scores
-        # Hot loop (every candidate of every request): names bound locally.
-        lookup, category_share, brand_share = state.get, categories.get, brands.get
-        empty: dict[str, str] = {}
-        for item in items:
-            record = lookup(item_record_read(item)) or empty
-            score = category_share(record.get("category", ""), 0.0)
-            score += BRAND_WEIGHT * brand_share(record.get("brand", ""), 0.0)
-            if score > 0:
-                scores[item] = round(score, 9)
-        return scores
+            return None
+        # One slot per known category (brand), plus a last one, 0, that unknown ones
+        # (code -1) pick.
+        category_share = _shares(catalog.categories, categories)
+        brand_share = _shares(catalog.brands, brands)
+        scores = category_share[catalog.category[pool]]
+        scores += BRAND_WEIGHT * brand_share[catalog.brand[pool]]
+        return np.round(scores, 9)
 
     @staticmethod
-    def reason(query: Query, record: dict[str, str]) -> str | None:
+    def reason(query: Query, record: Mapping[str, str]) -> str | None:
         brands = query.affinities.get("brand", {})
         categories = query.affinities.get("category", {})
         if record.get("brand") and brands.get(record["brand"], 0) >= 0.2:
@@ -105,3 +110,12 @@ class ContentModel(OnlineModel):
         if record.get("category") and categories.get(record["category"], 0) >= 0.2:
             return f"because you like {record['category']}"
         return None
+
+
+def _shares(vocabulary: Vocabulary, shares: Mapping[str, float]) -> np.ndarray:
+    table = np.zeros(len(vocabulary) + 1)
+    for name, share in shares.items():
+        code = vocabulary.find(name)
+        if code != NO_CODE:
+            table[code] = share
+    return table

@@ -13,29 +13,31 @@ item.
 >>> store = MemoryStore()
 >>> store.apply(model.learn([Interaction("u", "c", "product_viewed", 1.0, 0,
 ...                                      history=("b", "a", "z"))], {}))
->>> query = Query("v", now=0, history=(("a", 0),))
->>> proposed = model.candidates(query, store.fetch(model.candidate_reads(query)))
->>> {item: scored.explain() for item, scored in proposed.items()}
-{'c': 'viewed together with a'}
+>>> query, catalog = Query("v", now=0, history=(("a", 0),)), Catalog()
+>>> proposed = model.propose(query, store.decoded(model.candidate_reads(query), catalog), catalog)
+>>> catalog.items.names_of(proposed.codes), proposed.explain(proposed.codes)
+(['c'], [('viewed together with ', 1)])
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from currents import keys
 from currents.writes import Write, ZIncr, ZKeepTop
+from online_models.arrays import Catalog, Scores
 from online_models.base import (
     GenerationReads,
     Interaction,
     OnlineModel,
+    Proposal,
     Query,
     Read,
-    Scored,
     State,
     generation_reads,
-    normalised_generations,
-    read_generations,
+    generations,
+    lists_proposal,
 )
 from online_models.decay import DecayClock
 from online_models.memory import MemoryStore
@@ -44,7 +46,8 @@ __all__ = ["KINDS", "CooccurrenceModel", "MemoryStore"]
 
 KINDS = ("viewed", "bought")
 KIND_WEIGHTS = {"bought": 1.5, "viewed": 1.0}
-REASONS = {"bought": "bought together with {item}", "viewed": "viewed together with {item}"}
+# Completed by the source item's title (currents/slate.py).
+REASONS = {"bought": "bought together with ", "viewed": "viewed together with "}
 HISTORY_HALF_LIFE_MS = 24 * 3_600_000
 HISTORY_USED = 20
 PAIR_DECAY = 0.9
@@ -135,14 +138,10 @@ class CooccurrenceModel(OnlineModel):
 
     # --- serving ---------------------------------------------------------------------------
     def neighbour_reads(self, item: str, kind: str, now: int) -> GenerationReads:
-        return generation_reads(
-            lambda g: keys.item_neighbours(item, kind, g),
-            self.clock.generation(now),
-            self.neighbours,
-        )
+        return _neighbour_reads(item, kind, self.clock.generation(now), self.neighbours)
 
-    def neighbours_of(self, item: str, kind: str, now: int, state: State) -> dict[str, float]:
-        return read_generations(state, self.neighbour_reads(item, kind, now))
+    def neighbours_of(self, item: str, kind: str, now: int, state: State) -> Scores:
+        return generations(state, self.neighbour_reads(item, kind, now))
 
     def sources(self, query: Query) -> list[tuple[str, int]]:
         if query.context_item:
@@ -160,27 +159,29 @@ class CooccurrenceModel(OnlineModel):
             for read in self.neighbour_reads(item, kind, query.now)
         ]
 
-    def candidates(self, query: Query, state: State) -> dict[str, Scored]:
+    def propose(self, query: Query, state: State, catalog: Catalog) -> Proposal | None:
         sources = self.sources(query)
         newest = max((ts for _, ts in sources), default=query.now)
-        totals: dict[str, float] = {}
-        best: dict[str, tuple[float, str, str]] = {}
+        generation = self.clock.generation(query.now)
+        lists: list[Scores] = []
+        weights: list[float] = []
+        labels: list[tuple[str, int]] = []
         for position, (item, ts) in enumerate(sources):
             recency = 2.0 ** (-(newest - ts) / HISTORY_HALF_LIFE_MS)
             recency *= self.position_decay**position
+            source = catalog.code(item)
             for kind in KINDS:
-                weight = recency * KIND_WEIGHTS[kind]
-                reads = self.neighbour_reads(item, kind, query.now)
-                if self.normalise_lists:
-                    neighbours = normalised_generations(state, reads)
-                else:
-                    neighbours = read_generations(state, reads)
-                for other, similarity in neighbours.items():
-                    contribution = weight * similarity
-                    totals[other] = totals.get(other, 0.0) + contribution
-                    if other not in best or contribution > best[other][0]:
-                        best[other] = (contribution, item, kind)
-        return {
-            item: Scored(score, REASONS[best[item][2]], source=best[item][1])
-            for item, score in totals.items()
-        }
+                reads = _neighbour_reads(item, kind, generation, self.neighbours)
+                lists.append(generations(state, reads))
+                weights.append(recency * KIND_WEIGHTS[kind])
+                labels.append((REASONS[kind], source))
+        return lists_proposal(
+            lists, weights, labels, values="normalised" if self.normalise_lists else "raw"
+        )
+
+
+# Every ranking builds these reads for each of its shopper's history items, and the same
+# items recur ranking after ranking.
+@functools.lru_cache(maxsize=131_072)
+def _neighbour_reads(item: str, kind: str, generation: int, n: int) -> GenerationReads:
+    return generation_reads(lambda g: keys.item_neighbours(item, kind, g), generation, n)

@@ -15,10 +15,11 @@ touches, so nothing is pickled.
 >>> store = MemoryStore()
 >>> batch = [Interaction("u", item, "product_viewed", 1.0, ts) for ts, item in enumerate("abab")]
 >>> store.apply(model.learn(batch, store.fetch(model.learn_reads(batch))))
->>> query = Query("u", now=0)
->>> scores = model.score(query, ["a", "zzz"], store.fetch(model.item_reads(query, ["a", "zzz"])))
->>> list(scores), 0.0 < scores["a"] < 1.0   # a probability; an unknown item gets no score
-(['a'], True)
+>>> query, catalog = Query("u", now=0), Catalog(factors=4)
+>>> state = store.decoded(model.item_reads(query, ["a", "zzz"]), catalog)
+>>> a, unknown = model.score(query, catalog.codes(["a", "zzz"]), state, catalog).tolist()
+>>> 0.0 < a < 1.0, unknown   # a probability; an unknown item gets no score
+(True, 0.0)
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ from river import optim, reco
 
 from currents import keys
 from currents.writes import Put, Write
+from online_models.arrays import NO_CODE, Catalog, Codes
 from online_models.base import (
     Interaction,
     OnlineModel,
+    Proposal,
     Query,
     Read,
     State,
@@ -213,24 +216,12 @@ class MatrixFactorizationModel(OnlineModel):
             return []
         return [get(keys.user_factors(query.user_id)), *map(item_factors_read, items)]
 
-    def score(self, query: Query, items: Sequence[str], state: State) -> dict[str, float]:
+    def score(self, query: Query, pool: Codes, state: State, catalog: Catalog) -> np.ndarray | None:
         if query.user_id is None or state.get(get(keys.user_factors(query.user_id))) is None:
-            return {}
+            return None
         user = self._vector(state, "u", query.user_id)
-        size = self.factors * 4
-        known, blobs = [], []
-        lookup = state.get  # hot loop: bound locally
-        for item in items:
-            blob = lookup(item_factors_read(item))
-            if blob is not None and len(blob) == size:
-                known.append(item)
-                blobs.append(blob)
-        if not known:
-            return {}
-        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(known), self.factors)
-        logits = matrix.astype(np.float64) @ user
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
-        return dict(zip(known, probabilities.tolist(), strict=True))
+        probabilities = 1.0 / (1.0 + np.exp(-(catalog.factors[pool] @ user)))
+        return np.where(catalog.has_factors[pool], probabilities, 0.0)
 
 
 class NaiveRiverModel(OnlineModel):
@@ -259,10 +250,13 @@ class NaiveRiverModel(OnlineModel):
             self.items.add(interaction.item_id)
         return []
 
-    def candidates(self, query: Query, state: State) -> dict[str, Any]:
-        from online_models.base import Scored
-
-        if query.user_id is None:
-            return {}
-        scores = {i: self.river.predict_one(query.user_id, i) for i in self.items}
-        return {i: Scored(float(s), "matrix factorization") for i, s in scores.items()}
+    def propose(self, query: Query, state: State, catalog: Catalog) -> Proposal | None:
+        if query.user_id is None or not self.items:
+            return None
+        items = sorted(self.items)
+        scores = [float(self.river.predict_one(query.user_id, i)) for i in items]
+        return Proposal(
+            catalog.codes(items),
+            np.asarray(scores),
+            lambda codes: [("matrix factorization", NO_CODE)] * len(codes),
+        )

@@ -29,6 +29,7 @@ from currents.writes import (
     ZKeepTop,
     ZRemove,
 )
+from online_models.arrays import Catalog, decode
 from online_models.base import Read
 
 
@@ -41,6 +42,10 @@ class MemoryStore:
 
     def fetch(self, reads: Iterable[Read]) -> dict[Read, Any]:
         return {read: self.read(read) for read in reads}
+
+    def decoded(self, reads: Iterable[Read], catalog: Catalog) -> dict[Read, Any]:
+        """:meth:`fetch`, decoded as ranking reads it (``arrays.decode``)."""
+        return decode(self.fetch(reads), catalog)
 
     def read(self, read: Read) -> Any:
         op, key, n = read

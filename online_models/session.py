@@ -9,33 +9,38 @@ session's latest ``steps`` items, the n-th latest weighing ``step_decay**n``.
 >>> store = MemoryStore()
 >>> batch = [Interaction("anon", "b", "product_viewed", 1.0, 0, session_items=("a",))]
 >>> store.apply(model.learn(batch, {}))
->>> query = Query(None, now=0, session_items=("a",))
->>> proposed = model.candidates(query, store.fetch(model.candidate_reads(query)))
->>> {item: scored.explain() for item, scored in proposed.items()}
-{'b': 'often viewed next after a'}
+>>> query, catalog = Query(None, now=0, session_items=("a",)), Catalog()
+>>> proposed = model.propose(query, store.decoded(model.candidate_reads(query), catalog), catalog)
+>>> catalog.items.names_of(proposed.codes), proposed.explain(proposed.codes)
+(['b'], [('often viewed next after ', 1)])
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from currents import keys
 from currents.writes import Write, ZIncr, ZKeepTop
+from online_models.arrays import Catalog
 from online_models.base import (
     GenerationReads,
     Interaction,
     OnlineModel,
+    Proposal,
     Query,
     Read,
-    Scored,
     State,
     generation_reads,
-    normalised_generations,
+    generations,
+    lists_proposal,
 )
 from online_models.decay import DecayClock
 from online_models.memory import MemoryStore
 
 __all__ = ["MemoryStore", "SessionModel"]
+
+REASON = "often viewed next after "  # completed by the item's title
 
 
 class SessionModel(OnlineModel):
@@ -85,9 +90,7 @@ class SessionModel(OnlineModel):
         return writes
 
     def _reads(self, item: str, now: int) -> GenerationReads:
-        return generation_reads(
-            lambda g: keys.item_next(item, g), self.clock.generation(now), self.successors
-        )
+        return _successor_reads(item, self.clock.generation(now), self.successors)
 
     def _recent(self, query: Query) -> list[str]:
         items = list(query.session_items)
@@ -98,17 +101,15 @@ class SessionModel(OnlineModel):
     def candidate_reads(self, query: Query) -> list[Read]:
         return [r for item in self._recent(query) for r in self._reads(item, query.now)]
 
-    def candidates(self, query: Query, state: State) -> dict[str, Scored]:
-        totals: dict[str, float] = {}
-        best: dict[str, tuple[float, str]] = {}
-        for step, item in enumerate(self._recent(query)):
-            successors = normalised_generations(state, self._reads(item, query.now))
-            for successor, value in successors.items():
-                contribution = self.step_weights[step] * value
-                totals[successor] = totals.get(successor, 0.0) + contribution
-                if successor not in best or contribution > best[successor][0]:
-                    best[successor] = (contribution, item)
-        return {
-            item: Scored(score, "often viewed next after {item}", source=best[item][1])
-            for item, score in totals.items()
-        }
+    def propose(self, query: Query, state: State, catalog: Catalog) -> Proposal | None:
+        recent = self._recent(query)
+        return lists_proposal(
+            [generations(state, self._reads(item, query.now)) for item in recent],
+            self.step_weights[: len(recent)],
+            [(REASON, catalog.code(item)) for item in recent],
+        )
+
+
+@functools.lru_cache(maxsize=131_072)  # built per session item of every ranking
+def _successor_reads(item: str, generation: int, n: int) -> GenerationReads:
+    return generation_reads(lambda g: keys.item_next(item, g), generation, n)

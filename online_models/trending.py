@@ -6,13 +6,14 @@ and a long half-life, blended at read time.
 >>> batch = [Interaction("u", "a", "product_viewed", 1.0, 0, category="shoes"),
 ...          Interaction("u", "b", "product_viewed", 3.0, 0, category="books")]
 >>> store.apply(model.learn(batch, {}))
->>> query = Query("u", now=0)
->>> ranked = model.candidates(query, store.fetch(model.candidate_reads(query)))
->>> [(item, s.reason) for item, s in sorted(ranked.items())]
-[('a', 'popular now'), ('b', 'popular now')]
+>>> query, catalog = Query("u", now=0), Catalog()
+>>> ranked = model.propose(query, store.decoded(model.candidate_reads(query), catalog), catalog)
+>>> catalog.items.names_of(ranked.codes), ranked.scores.tolist()
+(['b', 'a'], [1.0, 0.3333333333333333])
 >>> query = Query("u", now=0, category="shoes")
->>> model.candidates(query, store.fetch(model.candidate_reads(query)))["a"].reason
-'trending in shoes'
+>>> ranked = model.propose(query, store.decoded(model.candidate_reads(query), catalog), catalog)
+>>> ranked.explain(ranked.codes)
+[('trending in shoes', -1)]
 """
 
 from __future__ import annotations
@@ -20,20 +21,23 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+import numpy as np
+
 from currents import keys
 from currents.writes import Write, ZIncr, ZKeepTop
+from online_models.arrays import NO_CODE, Catalog
 from online_models.base import (
     GenerationReads,
     Interaction,
     OnlineModel,
+    Proposal,
     Query,
     Read,
-    Scored,
     State,
-    derived,
+    aggregated,
     generation_reads,
-    normalise,
-    read_generations,
+    generations,
+    lists_proposal,
 )
 from online_models.decay import DecayClock
 from online_models.memory import MemoryStore
@@ -108,14 +112,8 @@ class TrendingModel(OnlineModel):
         return scopes
 
     def _scope_reads(self, scope: str, now: int) -> list[GenerationReads]:
-        return [
-            generation_reads(
-                functools.partial(self._key, f"{horizon}:{scope}"),
-                clock.generation(now),
-                self.per_scope,
-            )
-            for horizon, clock in self.clocks.items()
-        ]
+        generations = tuple(clock.generation(now) for clock in self.clocks.values())
+        return _scope_reads(scope, tuple(self.clocks), generations, self.per_scope)
 
     @staticmethod
     def _key(scope: str, generation: int) -> str:
@@ -129,32 +127,43 @@ class TrendingModel(OnlineModel):
             for read in pair
         ]
 
-    def scope_scores(self, scope: str, now: int, state: State) -> dict[str, float]:
-        """The scope's blended scores (shared by every shopper: derived once per replies)."""
+    def scope_scores(self, scope: str, now: int, state: State) -> Proposal | None:
+        """The scope's blended scores: each horizon normalised, then averaged."""
         pairs = self._scope_reads(scope, now)
+        return lists_proposal(
+            [generations(state, pair) for pair in pairs],
+            [1.0 / len(self.clocks)] * len(pairs),
+            [("", NO_CODE)] * len(pairs),
+        )
 
-        def blend() -> dict[str, float]:
-            blended: dict[str, float] = {}
-            for pair in pairs:
-                for item, value in normalise(read_generations(state, pair)).items():
-                    blended[item] = blended.get(item, 0.0) + value / len(self.clocks)
-            return blended
-
-        return derived(state, "trending", tuple(read for pair in pairs for read in pair), blend)
-
-    def candidates(self, query: Query, state: State) -> dict[str, Scored]:
-        proposed: dict[str, Scored] = {}
+    def propose(self, query: Query, state: State, catalog: Catalog) -> Proposal | None:
+        parts: list[tuple[Proposal, float]] = []
+        labels: list[tuple[str, int]] = []
         for rank, scope in enumerate(self.query_scopes(query)):
+            blended = self.scope_scores(scope, query.now, state)
+            if blended is None:
+                continue
             # The global scope explains itself as "popular now"; narrower ones name it.
-            reason = "popular now" if scope == GLOBAL else _describe(scope)
-            boost = 1.0 if rank == 0 else 0.9
-            for item, value in self.scope_scores(scope, query.now, state).items():
-                score = value * boost
-                if item not in proposed or proposed[item].score < score:
-                    proposed[item] = Scored(score, reason)
-        return proposed
+            labels.append(("popular now" if scope == GLOBAL else _describe(scope), NO_CODE))
+            parts.append((blended, 1.0 if rank == 0 else 0.9))
+        if not parts:
+            return None
+        codes = np.concatenate([p.codes for p, _ in parts])
+        values = np.concatenate([p.scores * boost for p, boost in parts])
+        entry_labels = np.repeat(np.arange(len(parts)), [len(p) for p, _ in parts])
+        return aggregated(codes, values, entry_labels, labels, how="max")
 
 
 def _describe(scope: str) -> str:
     kind, _, name = scope.partition(":")
     return f"trending in {name}" if kind == "category" else f"popular with {name} shoppers"
+
+
+@functools.lru_cache(maxsize=16_384)  # a handful of scopes, read by every ranking
+def _scope_reads(
+    scope: str, horizons: tuple[str, ...], generations: tuple[int, ...], n: int
+) -> list[GenerationReads]:
+    return [
+        generation_reads(functools.partial(TrendingModel._key, f"{horizon}:{scope}"), g, n)
+        for horizon, g in zip(horizons, generations, strict=True)
+    ]

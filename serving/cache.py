@@ -40,6 +40,7 @@ from typing import Any
 from currents import keys
 from currents.redis_client import AsyncRedis
 from currents.redis_reads import fetch_reads
+from online_models.arrays import Catalog, decode
 from online_models.base import hgetall
 
 Read = tuple[str, str, int]
@@ -56,12 +57,17 @@ def cacheable(read: Read) -> bool:
 
 
 class ReadCache:
+    """Replies are kept decoded (``online_models/arrays.py``): a hit costs no decoding,
+    and item records and factors fill the rows of ``catalog`` as they are fetched."""
+
     def __init__(
         self,
+        catalog: Catalog | None = None,
         ttl_s: float = DEFAULT_TTL_S,
         clock: Callable[[], float] = time.monotonic,
         catalog_ttl_s: float = CATALOG_TTL_S,
     ) -> None:
+        self.catalog = catalog if catalog is not None else Catalog()
         self.ttl_s = ttl_s
         self.catalog_ttl_s = catalog_ttl_s
         self.clock = clock
@@ -136,11 +142,11 @@ class ReadCache:
         the misses still go in one pipelined round trip."""
         hits, misses = self.lookup(reads)
         if in_hand:
-            hits.update(in_hand)
+            hits.update(decode(in_hand, self.catalog))
             misses = [read for read in misses if read not in in_hand]
         if misses:
             since = self._changes
-            fetched = await fetch_reads(redis, misses)
+            fetched = decode(await fetch_reads(redis, misses), self.catalog)
             self.store(fetched, since)
             hits.update(fetched)
         return hits

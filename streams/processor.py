@@ -30,7 +30,7 @@ from currents.writes import (
     ZRemove,
 )
 from online_models.base import Interaction, OnlineModel
-from online_models.hybrid import build_models
+from online_models.ranking import build_models
 from profiles.consent import apply_consent, personalization_allowed
 from profiles.fold import ItemFacts, RejectedEvent, fold_event
 from profiles.interactions import interactions_of

@@ -8,7 +8,7 @@ import pkgutil
 import online_models
 from currents.settings import Settings
 from online_models.base import Interaction, OnlineModel, Query
-from online_models.hybrid import build_models
+from online_models.ranking import build_models
 
 DAY = 86_400_000
 T0 = 1_790_000_000_000

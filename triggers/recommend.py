@@ -13,7 +13,8 @@ from currents import keys
 from currents.redis_client import AsyncRedis
 from currents.redis_reads import fetch_reads
 from currents.settings import Settings
-from online_models.hybrid import Hybrid, build_models
+from online_models.arrays import decode
+from online_models.ranking import Ranker, build_models, catalog_for
 from profiles.query import query_from_state
 from schemas.profile import UserState
 
@@ -21,20 +22,21 @@ from schemas.profile import UserState
 class PromotionItems:
     def __init__(self, redis: AsyncRedis, settings: Settings) -> None:
         self.redis = redis
-        self.hybrid = Hybrid(build_models(settings), settings.blend)
+        models = build_models(settings)
+        self.ranker = Ranker(models, settings.blend)
+        self.catalog = catalog_for(models)
 
     async def recommend(self, user_id: str, state: UserState, n: int, now: int) -> list[str]:
         """The user's top ``n`` recommended items, purchased items excluded."""
         query = query_from_state(user_id, state, now)
-        proposals = self.hybrid.propose(
-            query, await fetch_reads(self.redis, self.hybrid.candidate_reads(query))
-        )
-        for item in query.purchased:
-            proposals.pop(item, None)
-        if not proposals:
+        ranker, catalog = self.ranker, self.catalog
+        candidates = decode(await fetch_reads(self.redis, ranker.candidate_reads(query)), catalog)
+        pool = ranker.pool(query, candidates, catalog, query.purchased)
+        if not len(pool):
             return []
-        item_state = await fetch_reads(self.redis, self.hybrid.item_reads(query, list(proposals)))
-        return [r.item_id for r in self.hybrid.rank(query, proposals, item_state, limit=n)]
+        reads = ranker.item_reads(query, catalog.items.names_of(pool.codes))
+        items = decode(await fetch_reads(self.redis, reads), catalog)
+        return ranker.rank(query, pool, {**candidates, **items}, catalog, limit=n).items
 
     async def records(self, item_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Title and price of catalog items (unknown items are left out)."""

@@ -4,6 +4,7 @@ model answers the same from Redis as from the in-process store."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -14,6 +15,7 @@ from online_models.memory import MemoryStore
 from streams.sink import RedisSink
 from tests.integration.conftest import Servers
 from tests.model_cases import catalog_writes, engine_models, queries, scripted_batch
+from tests.ranking_helpers import answers
 
 MODELS = sorted(engine_models())
 
@@ -42,18 +44,20 @@ def test_state_round_trips_through_redis(servers: Servers, name: str) -> None:
             reads = model_for_memory.candidate_reads(query)
             in_memory, in_redis = memory.fetch(reads), await fetch_reads(redis, reads)
             assert _same(in_memory, in_redis)
-            proposed_memory = model_for_memory.candidates(query, in_memory)
-            proposed_redis = model_for_redis.candidates(query, in_redis)
-            assert proposed_memory.keys() == proposed_redis.keys()
-            items = [*sorted(proposed_memory), "a", "b", "c"]
-            item_reads = model_for_memory.item_reads(query, items)
-            memory_items, redis_items = (
-                memory.fetch(item_reads),
-                await fetch_reads(redis, item_reads),
+            items = ["a", "b", "c"]
+            redis_replies = {**in_redis}
+            item_reads = model_for_memory.item_reads(query, [*items, *_proposed(in_memory)])
+            memory_items = memory.fetch(item_reads)
+            redis_replies |= await fetch_reads(redis, item_reads)
+            assert _same(memory_items, {r: redis_replies[r] for r in item_reads})
+            proposed_memory, scores_memory = answers(model_for_memory, query, memory.fetch, items)
+            proposed_redis, scores_redis = answers(
+                model_for_redis,
+                query,
+                functools.partial(_from, redis_replies),
+                items,
             )
-            assert _same(memory_items, redis_items)
-            scores_memory = model_for_memory.score(query, items, memory_items)
-            scores_redis = model_for_redis.score(query, items, redis_items)
+            assert proposed_memory.keys() == proposed_redis.keys()
             assert scores_memory.keys() == scores_redis.keys()
             for item in scores_memory:
                 assert scores_memory[item] == pytest.approx(scores_redis[item], rel=1e-6)
@@ -78,3 +82,12 @@ def _same(memory: dict, redis: dict) -> bool:
 def _own_database(url: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/9"))
+
+
+def _proposed(replies: dict) -> list[str]:
+    """Every item the fetched sorted sets hold (what a model may propose)."""
+    return sorted({m for read, value in replies.items() if read[0] == "ztop" for m, _ in value})
+
+
+def _from(replies: dict, reads: list) -> dict:
+    return {read: replies.get(read) for read in reads}

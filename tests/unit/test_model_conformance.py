@@ -16,6 +16,7 @@ from tests.model_cases import (
     queries,
     scripted_batch,
 )
+from tests.ranking_helpers import answers
 
 MODELS = engine_models()
 
@@ -50,10 +51,8 @@ def test_unknown_users_and_items_do_not_crash_and_scores_are_finite(name):
     model = engine_models()[name]
     for store in (MemoryStore(), trained(name)[0]):
         for query in queries():
-            proposed = model.candidates(query, store.fetch(model.candidate_reads(query)))
-            items = [*proposed, "never-seen-item"]
-            scores = model.score(query, items, store.fetch(model.item_reads(query, items)))
-            values = [s.score for s in proposed.values()] + list(scores.values())
+            proposed, scores = answers(model, query, store.fetch, ["never-seen-item"])
+            values = list(proposed.values()) + list(scores.values())
             assert all(math.isfinite(v) for v in values), (name, query)
 
 
@@ -66,11 +65,8 @@ def test_trained_models_answer_a_known_user(name):
 
 
 def model_candidates_or_scores(model, store, query):
-    proposed = model.candidates(query, store.fetch(model.candidate_reads(query)))
-    if proposed:
-        return proposed
-    items = ["a", "b", "c", "d", "e"]
-    return model.score(query, items, store.fetch(model.item_reads(query, items)))
+    proposed, scores = answers(model, query, store.fetch, ["a", "b", "c", "d", "e"])
+    return proposed or scores
 
 
 class RecordingState(dict):

@@ -1,12 +1,17 @@
+import numpy as np
+
 from currents import keys
 from currents.writes import HashIncr, ZIncr, coalesce
-from online_models.base import Interaction, Query, merge_generations
+from online_models.arrays import Catalog, Scores, merged
+from online_models.base import Interaction, Query
 from online_models.cooccurrence import CooccurrenceModel
 from online_models.decay import PREVIOUS_GENERATION_SCALE, DecayClock
-from online_models.hybrid import Hybrid
 from online_models.memory import MemoryStore
+from online_models.ranking import Ranker
 from online_models.session import SessionModel
 from online_models.trending import TrendingModel
+from tests.ranking_helpers import proposed as proposals_of
+from tests.ranking_helpers import ranked as ranking_of
 
 DAY = 24 * 3_600_000
 
@@ -18,7 +23,7 @@ def learn(store, models, interactions):
 
 def test_hybrid_prefers_cooccurrence_and_backfills_with_popularity():
     models = {"cooccurrence": CooccurrenceModel(), "trending": TrendingModel()}
-    hybrid = Hybrid(models, {"cooccurrence": 1.0, "trending": 0.3})
+    ranker = Ranker(models, {"cooccurrence": 1.0, "trending": 0.3})
     store = MemoryStore()
     learn(
         store,
@@ -29,11 +34,13 @@ def test_hybrid_prefers_cooccurrence_and_backfills_with_popularity():
         ],
     )
     query = Query("u", now=0, history=(("a", 0),))
-    proposals = hybrid.propose(query, store.fetch(hybrid.candidate_reads(query)))
-    ranked = hybrid.rank(query, proposals, store.fetch(hybrid.item_reads(query, list(proposals))))
-    assert [(r.item_id, r.model) for r in ranked][:2] == [("x", "cooccurrence"), ("p", "trending")]
-    assert ranked[0].reason.format(item="a") == "viewed together with a"
-    assert ranked[0].personalized and not ranked[1].personalized
+    ranked = ranking_of(ranker, query, store)
+    assert list(zip(ranked.items, ranked.models, strict=True))[:2] == [
+        ("x", "cooccurrence"),
+        ("p", "trending"),
+    ]
+    assert (ranked.reasons[0], ranked.sources[0]) == ("viewed together with ", "a")
+    assert ranked.personal[:2] == [True, False]
 
 
 def test_recent_history_weighs_more():
@@ -49,8 +56,8 @@ def test_recent_history_weighs_more():
         )
     )
     query = Query("u", now=10 * DAY, history=(("new", 10 * DAY), ("old", 0)))
-    proposed = model.candidates(query, store.fetch(model.candidate_reads(query)))
-    assert proposed["y"].score > proposed["x"].score
+    proposed = proposals_of(model, query, store)
+    assert proposed["y"][0] > proposed["x"][0]
 
 
 def test_decay_generations_merge_without_loss():
@@ -58,9 +65,12 @@ def test_decay_generations_merge_without_loss():
     boundary = int(clock.span_ms)
     before = clock.weight(boundary - 1000, clock.generation(boundary - 1000))
     after = clock.weight(boundary + 1000, clock.generation(boundary + 1000))
-    merged = merge_generations([("a", after)], [("a", before)], PREVIOUS_GENERATION_SCALE)
+    catalog = Catalog()
+    code = catalog.codes(["a"])
+    both = merged(Scores.of(code, np.array([after])), Scores.of(code, np.array([before])))
     # One event a half-life before the boundary and one after: 2**-1 + 2**1 in new units.
-    assert abs(merged["a"] - (2.0 + 0.5)) < 1e-9
+    assert both.codes.tolist() == code.tolist()
+    assert abs(float(both.values[0]) - (2.0 + 0.5)) < 1e-9
     assert PREVIOUS_GENERATION_SCALE == 2.0**-512
 
 
@@ -103,20 +113,19 @@ def test_session_items_lead_to_everything_after_them_with_less_weight_per_step()
     store = MemoryStore()
     store.apply(model.learn(batch, {}))
     query = Query(None, now=0, session_items=("b", "a"))
-    proposed = model.candidates(query, store.fetch(model.candidate_reads(query)))
+    proposed = proposals_of(model, query, store)
     # b's list and a's list both hold only d (each normalised to 1): 1 + 0.5.
-    assert proposed["d"].score == 1.5
-    assert proposed["d"].explain() == "often viewed next after b"
+    assert proposed["d"] == (1.5, "often viewed next after b")
 
 
-def test_a_contribution_that_underflows_to_zero_still_gets_a_reason():
-    # A neighbour's weight times the history item's decay can round to 0.0; the item was
-    # totalled but never became anyone's "best" source, and proposing it raised KeyError.
+def test_a_contribution_that_underflows_to_zero_is_not_proposed():
+    # A neighbour's weight times the history item's decay can round to 0.0; an item whose
+    # every contribution is 0 is no candidate (proposing it once raised KeyError).
     now = 10 * DAY
     query = Query("u", now=now, history=(("a", now - 2 * DAY), ("b", now)), session_items=("a",))
     tiny = [("x", 5e-324), ("y", 2.0)]  # normalised: x is 2.5e-324, which rounds to 0.0
     for model in (CooccurrenceModel(), SessionModel()):
         state = {read: tiny for read in model.candidate_reads(query) if read[0] == "ztop"}
-        proposed = model.candidates(query, state)
-        assert set(proposed) == {"x", "y"}
-        assert proposed["y"].score > proposed["x"].score >= 0.0
+        proposed = proposals_of(model, query, state)
+        assert set(proposed) <= {"x", "y"} and proposed["y"][0] > 0
+        assert proposed.get("x", (0.0,))[0] < proposed["y"][0]

@@ -5,9 +5,35 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from online_models.hybrid import Ranked
+from online_models.ranking import Ranked
+from online_models.selection import Filters, passes, select
 from serving.business_rules import Candidate, Rule, apply_rules
-from serving.recommend import Filters, passes, select
+
+
+class Item:
+    """One ranked item, as the tests build them."""
+
+    def __init__(self, item_id: str, score: float, reason: str, model: str) -> None:
+        self.item_id, self.score, self.reason, self.model = item_id, score, reason, model
+
+
+def head(items: list[Item], limit: int | None) -> Ranked:
+    """The ranking's first ``limit`` items (all when None), as the pipeline returns it."""
+    kept = items if limit is None else items[:limit]
+    return Ranked(
+        items=[i.item_id for i in kept],
+        scores=[i.score for i in kept],
+        models=[i.model for i in kept],
+        reasons=[i.reason for i in kept],
+        sources=[None] * len(kept),
+        personal=[True] * len(kept),
+        truncated=len(kept) < len(items),
+    )
+
+
+def reason(ranked: Ranked, position: int) -> str:
+    return ranked.reasons[position]
+
 
 CATEGORIES = ["a", "b", "c"]
 
@@ -27,7 +53,7 @@ def scenarios(draw: st.DrawFn) -> tuple:
         for item in items
     }
     ranked = sorted(
-        (Ranked(item, score / 7, "r", "m") for item, score in zip(items, scores, strict=True)),
+        (Item(item, score / 7, "r", "m") for item, score in zip(items, scores, strict=True)),
         key=lambda r: (-r.score, r.item_id),
     )
     rules: list[Rule] = []
@@ -62,11 +88,11 @@ def test_head_of_the_ranking_gives_the_full_rankings_response(scenario: tuple) -
     }
     heads: list[int | None] = []
 
-    def rank(limit: int | None) -> list[Ranked]:
+    def rank(limit: int | None) -> Ranked:
         heads.append(limit)
-        return ranked if limit is None else ranked[:limit]
+        return head(ranked, limit)
 
-    _, final = select(rank, records.__getitem__, lambda r: r.reason, filters, rules, n, pinned)
+    _, final = select(rank, records.__getitem__, reason, filters, rules, n, pinned)
     full = [
         Candidate(r.item_id, r.score, r.reason, records[r.item_id])
         for r in ranked
@@ -77,16 +103,16 @@ def test_head_of_the_ranking_gives_the_full_rankings_response(scenario: tuple) -
 
 
 def test_a_boost_ranks_the_whole_pool() -> None:
-    ranked = [Ranked(f"i{k:03d}", 300.0 - k, "r", "m") for k in range(200)]
+    ranked = [Item(f"i{k:03d}", 300.0 - k, "r", "m") for k in range(200)]
     records = {r.item_id: {"category": "a"} for r in ranked}
     boost = Rule(id="lift", kind="boost", item_id="i199", factor=100)
     heads: list[int | None] = []
 
-    def rank(limit: int | None) -> list[Ranked]:
+    def rank(limit: int | None) -> Ranked:
         heads.append(limit)
-        return ranked if limit is None else ranked[:limit]
+        return head(ranked, limit)
 
-    _, final = select(rank, records.__getitem__, lambda r: r.reason, Filters(), [boost], 5, {})
+    _, final = select(rank, records.__getitem__, reason, Filters(), [boost], 5, {})
     assert heads == [None]
     assert final[0].item_id == "i199"
 
@@ -94,29 +120,27 @@ def test_a_boost_ranks_the_whole_pool() -> None:
 def test_a_head_that_runs_dry_falls_back_to_the_whole_pool() -> None:
     # The first 100 items are all out of the requested category: the head (3n + 30 = 45
     # items) holds nothing that passes, so the whole pool must be ranked.
-    ranked = [Ranked(f"i{k:03d}", 300.0 - k, "r", "m") for k in range(200)]
+    ranked = [Item(f"i{k:03d}", 300.0 - k, "r", "m") for k in range(200)]
     records = {r.item_id: {"category": "a" if k >= 100 else "b"} for k, r in enumerate(ranked)}
     heads: list[int | None] = []
 
-    def rank(limit: int | None) -> list[Ranked]:
+    def rank(limit: int | None) -> Ranked:
         heads.append(limit)
-        return ranked if limit is None else ranked[:limit]
+        return head(ranked, limit)
 
-    _, final = select(
-        rank, records.__getitem__, lambda r: r.reason, Filters(category="a"), [], 5, {}
-    )
+    _, final = select(rank, records.__getitem__, reason, Filters(category="a"), [], 5, {})
     assert heads == [45, None]
     assert [c.item_id for c in final] == ["i100", "i101", "i102", "i103", "i104"]
 
 
 def test_a_diversity_cap_that_exhausts_the_head_falls_back() -> None:
     # One item per category: the head's 45 items span 3 categories, 5 are wanted.
-    ranked = [Ranked(f"i{k:03d}", 300.0 - k, "r", "m") for k in range(200)]
+    ranked = [Item(f"i{k:03d}", 300.0 - k, "r", "m") for k in range(200)]
     records = {r.item_id: {"category": f"c{0 if k < 150 else k}"} for k, r in enumerate(ranked)}
     _, final = select(
-        lambda limit: ranked if limit is None else ranked[:limit],
+        lambda limit: head(ranked, limit),
         records.__getitem__,
-        lambda r: r.reason,
+        reason,
         Filters(diversity=1),
         [],
         5,

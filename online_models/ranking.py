@@ -1,0 +1,278 @@
+"""The ranking pipeline: candidate pool → blend → reasons. Everything that ranks goes
+through :class:`Ranker`: the worker's slates (``streams/slates.py``), promotions'
+recommended items, ``currents evaluate`` and the API's fallback; filters and business
+rules follow in ``online_models/selection.py``.
+
+Every model proposes at most ``CANDIDATES_PER_MODEL`` items; their union, without the
+excluded items, is cut to the ``pool_size`` items with the highest proposal; each active
+model's scores over the pool are divided by their maximum and blended with the model's
+weight; an item's reason is its largest contribution's. All of it runs on arrays
+(``online_models/arrays.py``): a ranking is a few dozen vector operations, not a loop
+over candidates.
+
+>>> from online_models.trending import TrendingModel
+>>> from online_models.memory import MemoryStore
+>>> ranker = Ranker({"trending": TrendingModel()}, {"trending": 1.0})
+>>> store, catalog = MemoryStore(), Catalog()
+>>> store.apply(ranker.models["trending"].learn(
+...     [Interaction("u", "a", "product_viewed", 1.0, 0)], {}))
+>>> query = Query(None, now=0)
+>>> state = store.decoded(ranker.candidate_reads(query), catalog)
+>>> ranked = ranker.rank(query, ranker.pool(query, state, catalog), state, catalog)
+>>> ranked.items, ranked.reasons, ranked.personal
+(['a'], ['popular now'], [False])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from currents.settings import Settings
+from online_models.arrays import NO_CODE, Catalog, Codes
+from online_models.base import Interaction, OnlineModel, Proposal, Query, Read, State
+from online_models.content import ContentModel
+from online_models.cooccurrence import CooccurrenceModel
+from online_models.matrix_factorization import MatrixFactorizationModel
+from online_models.session import SessionModel
+from online_models.trending import TrendingModel
+
+__all__ = ["DEFAULT_BLEND", "Interaction", "Pool", "Ranked", "Ranker", "build_models"]
+
+# The blend served unless told otherwise (CURRENTS_BLEND's default).
+DEFAULT_BLEND: dict[str, float] = Settings.model_fields["blend"].get_default(
+    call_default_factory=True
+)
+CANDIDATES_PER_MODEL = 100
+POOL = 300
+# Models whose contribution means "we know something about this shopper".
+NON_PERSONAL = frozenset({"trending"})
+MF_REASON = "shoppers with your taste liked it"
+FALLBACK_REASON = "recommended for you"
+# Models that score every pooled candidate, not only the ones they proposed.
+SCORERS = frozenset({"mf", "content"})
+
+
+def build_models(settings: Settings) -> dict[str, OnlineModel]:
+    """Every model, configured from settings (the worker, the API and the evaluator)."""
+    return {
+        "cooccurrence": CooccurrenceModel(
+            window=settings.cooccurrence_window,
+            neighbours=settings.cooccurrence_neighbours,
+            half_life_h=settings.cooccurrence_half_life_h,
+        ),
+        "session": SessionModel(successors=settings.session_successors),
+        "mf": MatrixFactorizationModel(
+            factors=settings.mf_factors,
+            learning_rate=settings.mf_learning_rate,
+            negatives=settings.mf_negatives,
+            seed=settings.mf_seed,
+        ),
+        "content": ContentModel(),
+        "trending": TrendingModel(
+            long_half_life_h=settings.popularity_half_life_h * 7,
+            short_half_life_h=settings.popularity_half_life_h / 4,
+        ),
+    }
+
+
+def catalog_for(models: Mapping[str, OnlineModel]) -> Catalog:
+    """An empty catalog table shaped for these models (their factor size)."""
+    mf = models.get("mf")
+    return Catalog(factors=getattr(mf, "factors", 0))
+
+
+@dataclass
+class Pool:
+    """The items one ranking considers, and what each proposer said about them."""
+
+    codes: Codes
+    proposals: dict[str, Proposal] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+@dataclass
+class Ranked:
+    """A ranking, best first, as parallel lists."""
+
+    items: list[str] = field(default_factory=list)
+    codes: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    sources: list[str | None] = field(default_factory=list)
+    personal: list[bool] = field(default_factory=list)
+    # Items the pool held past ``limit``.
+    truncated: bool = False
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class Ranker:
+    def __init__(
+        self,
+        models: Mapping[str, OnlineModel],
+        blend: Mapping[str, float],
+        pool_size: int = POOL,
+    ) -> None:
+        self.models = dict(models)
+        self.blend = {name: weight for name, weight in blend.items() if name in self.models}
+        self.pool_size = pool_size
+        self.active = [(n, self.models[n], w) for n, w in self.blend.items() if w > 0]
+        self._personal_columns = np.array([n not in NON_PERSONAL for n, _, _ in self.active])
+
+    def with_blend(self, blend: Mapping[str, float]) -> Ranker:
+        return Ranker(self.models, blend, self.pool_size)
+
+    # --- reads ---------------------------------------------------------------------------------
+    def candidate_reads(self, query: Query) -> list[Read]:
+        return list(dict.fromkeys(r for _, m, _ in self.active for r in m.candidate_reads(query)))
+
+    def item_reads(self, query: Query, items: Sequence[str]) -> list[Read]:
+        return list(dict.fromkeys(r for _, m, _ in self.active for r in m.item_reads(query, items)))
+
+    # --- the pool ----------------------------------------------------------------------------
+    def pool(
+        self,
+        query: Query,
+        state: State,
+        catalog: Catalog,
+        excluded: Collection[str] = (),
+    ) -> Pool:
+        """Every active model's best ``CANDIDATES_PER_MODEL`` proposals, excluded items
+        left out, cut to the ``pool_size`` best by their highest proposal."""
+        proposals: dict[str, Proposal] = {}
+        for name, model, _ in self.active:
+            proposal = model.propose(query, state, catalog)
+            if proposal is not None and len(proposal):
+                keep = top(proposal.codes, proposal.scores, CANDIDATES_PER_MODEL, catalog)
+                proposals[name] = Proposal(
+                    proposal.codes[keep], proposal.scores[keep], proposal.explain
+                )
+        if not proposals:
+            return Pool(np.zeros(0, np.int64), proposals)
+        codes = np.concatenate([p.codes for p in proposals.values()])
+        scores = np.concatenate([p.scores for p in proposals.values()])
+        best = np.zeros(int(codes.max()) + 1)
+        np.maximum.at(best, codes, scores)
+        proposed = np.zeros(len(best), bool)
+        proposed[codes] = True
+        if excluded:
+            gone = np.asarray([catalog.items.find(item) for item in excluded], np.int64)
+            gone = gone[(gone >= 0) & (gone < len(proposed))]
+            proposed[gone] = False
+        pooled = np.flatnonzero(proposed)
+        pooled = pooled[top(pooled, best[pooled], self.pool_size, catalog)]
+        return Pool(np.sort(pooled), proposals)
+
+    # --- blend and reasons -----------------------------------------------------------------------
+    def rank(
+        self,
+        query: Query,
+        pool: Pool,
+        state: State,
+        catalog: Catalog,
+        limit: int | None = None,
+    ) -> Ranked:
+        """The pool blended and ordered (ties by item id), its best ``limit`` explained.
+        ``state`` must hold the replies to :meth:`item_reads` for the pool, decoded."""
+        codes = pool.codes
+        if not len(codes) or not self.active:
+            return Ranked()
+        matrix = np.zeros((len(codes), len(self.active)))
+        highest = max([int(codes.max())] + [int(p.codes.max()) for p in pool.proposals.values()])
+        slot = np.full(highest + 1, -1)
+        slot[codes] = np.arange(len(codes))
+        for column, (name, model, _) in enumerate(self.active):
+            values = np.zeros(len(codes))
+            proposal = pool.proposals.get(name)
+            if proposal is not None:
+                rows = slot[proposal.codes]
+                inside = rows >= 0
+                values[rows[inside]] = proposal.scores[inside]
+            if name in SCORERS or proposal is None:
+                scored = model.score(query, codes, state, catalog)
+                if scored is not None:
+                    values = np.where(scored > 0, scored, values)
+            top_value = values.max()
+            if top_value > 0:
+                matrix[:, column] = np.where(values > 0, values / top_value, 0.0)
+        weights = np.array([weight for _, _, weight in self.active])
+        contributions = matrix * weights
+        totals = contributions.sum(axis=1)
+        present = np.flatnonzero((matrix > 0).any(axis=1))
+        chosen = present
+        if limit is not None and len(present) > limit:
+            chosen = present[top(codes[present], totals[present], limit, catalog)]
+        total_of, code_of, names = totals.tolist(), codes.tolist(), catalog.items.names
+        order = sorted(chosen.tolist(), key=lambda row: (-total_of[row], names[code_of[row]]))
+        rows = np.asarray(order, np.int64)
+        # The leader: the largest positive contribution, the later model name on ties.
+        by_name = sorted(range(len(self.active)), key=lambda c: self.active[c][0], reverse=True)
+        positive = matrix[rows] > 0
+        shares = np.where(positive, contributions[rows], -1.0)[:, by_name]
+        leaders = [self.active[by_name[c]][0] for c in shares.argmax(axis=1).tolist()]
+        personal = (positive & self._personal_columns).any(axis=1).tolist()
+        reasons = self._reasons(query, pool, catalog, codes[rows], leaders)
+        ranked = Ranked(truncated=len(rows) < len(present))
+        ranked.codes = [code_of[row] for row in order]
+        ranked.items = [names[code] for code in ranked.codes]
+        ranked.scores = [round(total_of[row], 9) for row in order]
+        ranked.models = leaders
+        ranked.reasons = [reason for reason, _ in reasons]
+        ranked.sources = [None if source == NO_CODE else names[source] for _, source in reasons]
+        ranked.personal = personal
+        return ranked
+
+    def _reasons(
+        self, query: Query, pool: Pool, catalog: Catalog, codes: Codes, leaders: list[str]
+    ) -> list[tuple[str, int]]:
+        """Each item's reason: its leader's explanation when the leader proposed it."""
+        reasons: list[tuple[str, int] | None] = [None] * len(codes)
+        for name, proposal in pool.proposals.items():
+            mine = [i for i, leader in enumerate(leaders) if leader == name]
+            if not mine:
+                continue
+            proposed = np.zeros(max(int(proposal.codes.max()), int(codes.max())) + 1, bool)
+            proposed[proposal.codes] = True
+            asked = [
+                i for i, inside in zip(mine, proposed[codes[mine]].tolist(), strict=True) if inside
+            ]
+            if asked:
+                for i, reason in zip(asked, proposal.explain(codes[asked]), strict=True):
+                    reasons[i] = reason
+        explained: list[tuple[str, int]] = []
+        for i, found in enumerate(reasons):
+            if found is None:
+                if leaders[i] == "mf":
+                    found = (MF_REASON, NO_CODE)
+                else:
+                    content = ContentModel.reason(query, catalog.record(int(codes[i])))
+                    found = (content or FALLBACK_REASON, NO_CODE)
+            explained.append(found)
+        return explained
+
+
+def top(codes: Codes, scores: np.ndarray, k: int, catalog: Catalog) -> np.ndarray:
+    """Positions of the ``k`` highest scores; ties at the cut go to the smaller item id,
+    so the choice never depends on array order.
+
+    >>> catalog = Catalog(); codes = catalog.codes(["b", "a", "c"])
+    >>> top(codes, np.array([1.0, 1.0, 2.0]), 2, catalog).tolist()
+    [2, 1]
+    """
+    if len(scores) <= k:
+        return np.arange(len(scores))
+    kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+    above = np.flatnonzero(scores > kth)
+    ties = np.flatnonzero(scores == kth)
+    need = k - len(above)
+    if len(ties) > need:
+        names = catalog.items.names
+        ties = np.asarray(sorted(ties.tolist(), key=lambda i: names[codes[i]])[:need], np.int64)
+    return np.concatenate([above, ties])

@@ -1,0 +1,97 @@
+"""After ranking: the request's filters, then the business rules, on the head of a
+ranking (``online_models/ranking.py``) and only as deep as the answer needs.
+
+The API applies it to a slate or to a ranking made on the spot, promotions and the
+evaluator to rankings: one implementation for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from online_models.ranking import Ranked
+from serving.business_rules import Candidate, Rule, apply_rules, chosen_before_pins
+
+Exclude = Literal["purchased", "viewed", "none"]
+HEAD_FACTOR, HEAD_SLACK = 3, 30
+
+
+@dataclass
+class Filters:
+    exclude: Exclude = "purchased"
+    category: str | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+    diversity: int | None = None  # max items per category
+
+
+def _price(record: Mapping[str, str]) -> float | None:
+    try:
+        return float(record["price"])
+    except (KeyError, ValueError):
+        return None
+
+
+def passes(record: Mapping[str, str], filters: Filters) -> bool:
+    """Stock and request filters on an item's catalog record (unknown items pass stock)."""
+    if record.get("in_stock") == "0":
+        return False
+    if filters.category is not None and record.get("category") != filters.category:
+        return False
+    price = _price(record)
+    if filters.min_price is not None and (price is None or price < filters.min_price):
+        return False
+    return not (filters.max_price is not None and (price is None or price > filters.max_price))
+
+
+def select(
+    rank: Callable[[int | None], Ranked],
+    record_of: Callable[[str], Mapping[str, str]],
+    reason_of: Callable[[Ranked, int], str],
+    filters: Filters,
+    rules: list[Rule],
+    n: int,
+    pinned_records: Mapping[str, Mapping[str, str]],
+) -> tuple[list[int], list[Candidate]]:
+    """The positions of the ranked items passing the filters, and the response's items
+    after the rules.
+
+    Only the head of the ranking can reach the response, so only the head is explained
+    and filtered, unless a rule may lift an item from deep down (boost, promote) or the
+    head runs dry: then the whole pool is. Either way the response is the same."""
+    reorders = any(r.active and r.kind in {"boost", "promote"} for r in rules)
+    head: int | None = None if reorders else HEAD_FACTOR * n + HEAD_SLACK
+    while True:
+        ranked = rank(head)
+        kept = [i for i, item in enumerate(ranked.items) if passes(record_of(item), filters)]
+        candidates = [
+            Candidate(
+                ranked.items[i], ranked.scores[i], reason_of(ranked, i), record_of(ranked.items[i])
+            )
+            for i in kept
+        ]
+        final = apply_rules(candidates, rules, n, pinned_records, filters.diversity)
+        if head is None or head_suffices(candidates, ranked, head, n, rules, filters.diversity):
+            return kept, final
+        head = None
+
+
+def head_suffices(
+    candidates: list[Candidate],
+    ranked: Ranked,
+    head: int,
+    n: int,
+    rules: list[Rule],
+    diversity: int | None,
+) -> bool:
+    """Whether the response built from the ranking's first ``head`` items is the one the
+    whole ranking gives (no boost or promote rule being active). It is when the ranking
+    had no more items, or when ``n`` items were chosen and the lowest of them scores
+    strictly above the head's last item: everything past the head scores no higher, so it
+    sorts after every chosen item and the diversity cap stops before reaching it."""
+    if not ranked.truncated:
+        return True
+    chosen = chosen_before_pins(candidates, rules, n, diversity)
+    return len(chosen) == n and min(c.score for c in chosen) > ranked.scores[-1]
