@@ -132,7 +132,7 @@ def aggregated(
     else:
         dense = np.zeros(int(codes.max()) + 1 if len(codes) else 0)
         np.maximum.at(dense, codes, values)
-    present = np.flatnonzero(dense)
+    present = dense.nonzero()[0]
 
     def explain(targets: Codes) -> list[tuple[str, int]]:
         # Per target: the largest contribution, then the first entry holding it.

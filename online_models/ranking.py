@@ -125,6 +125,12 @@ class Ranker:
         self.pool_size = pool_size
         self.active = [(n, self.models[n], w) for n, w in self.blend.items() if w > 0]
         self._personal_columns = np.array([n not in NON_PERSONAL for n, _, _ in self.active])
+        self._weights = np.array([weight for _, _, weight in self.active])
+        # Columns by descending model name: argmax's first maximum is the later name.
+        self._by_name = np.array(
+            sorted(range(len(self.active)), key=lambda c: self.active[c][0], reverse=True),
+            np.int64,
+        )
 
     def with_blend(self, blend: Mapping[str, float]) -> Ranker:
         return Ranker(self.models, blend, self.pool_size)
@@ -201,61 +207,74 @@ class Ranker:
                     values = np.where(scored > 0, scored, values)
             top_value = values.max()
             if top_value > 0:
-                matrix[:, column] = np.where(values > 0, values / top_value, 0.0)
-        weights = np.array([weight for _, _, weight in self.active])
-        contributions = matrix * weights
+                # Scores are never negative: the positive ones over the largest.
+                matrix[:, column] = values / top_value
+        contributions = matrix * self._weights
         totals = contributions.sum(axis=1)
-        present = np.flatnonzero((matrix > 0).any(axis=1))
+        positive = matrix > 0
+        present = positive.any(axis=1).nonzero()[0]
         chosen = present
         if limit is not None and len(present) > limit:
             chosen = present[top(codes[present], totals[present], limit, catalog)]
-        total_of, code_of, names = totals.tolist(), codes.tolist(), catalog.items.names
-        order = sorted(chosen.tolist(), key=lambda row: (-total_of[row], names[code_of[row]]))
-        rows = np.asarray(order, np.int64)
+        if not len(chosen):
+            return Ranked()
+        rows = _by_score_then_id(chosen, totals, codes, catalog.items.names)
+        positive = positive[rows]
         # The leader: the largest positive contribution, the later model name on ties.
-        by_name = sorted(range(len(self.active)), key=lambda c: self.active[c][0], reverse=True)
-        positive = matrix[rows] > 0
-        shares = np.where(positive, contributions[rows], -1.0)[:, by_name]
-        leaders = [self.active[by_name[c]][0] for c in shares.argmax(axis=1).tolist()]
-        personal = (positive & self._personal_columns).any(axis=1).tolist()
-        reasons = self._reasons(query, pool, catalog, codes[rows], leaders)
+        shares = np.where(positive, contributions[rows], -1.0)[:, self._by_name]
+        leaders = self._by_name[shares.argmax(axis=1)]
+        names = catalog.items.names
         ranked = Ranked(truncated=len(rows) < len(present))
-        ranked.codes = [code_of[row] for row in order]
+        ranked.codes = codes[rows].tolist()
         ranked.items = [names[code] for code in ranked.codes]
-        ranked.scores = [round(total_of[row], 9) for row in order]
-        ranked.models = leaders
+        ranked.scores = np.round(totals[rows], 9).tolist()
+        ranked.models = [self.active[c][0] for c in leaders.tolist()]
+        reasons = self._reasons(query, pool, catalog, codes[rows], leaders)
         ranked.reasons = [reason for reason, _ in reasons]
         ranked.sources = [None if source == NO_CODE else names[source] for _, source in reasons]
-        ranked.personal = personal
+        ranked.personal = (positive & self._personal_columns).any(axis=1).tolist()
         return ranked
 
     def _reasons(
-        self, query: Query, pool: Pool, catalog: Catalog, codes: Codes, leaders: list[str]
+        self, query: Query, pool: Pool, catalog: Catalog, codes: Codes, leaders: np.ndarray
     ) -> list[tuple[str, int]]:
         """Each item's reason: its leader's explanation when the leader proposed it."""
         reasons: list[tuple[str, int] | None] = [None] * len(codes)
-        for name, proposal in pool.proposals.items():
-            mine = [i for i, leader in enumerate(leaders) if leader == name]
-            if not mine:
+        for column, (name, _, _) in enumerate(self.active):
+            proposal = pool.proposals.get(name)
+            if proposal is None:
                 continue
             proposed = np.zeros(max(int(proposal.codes.max()), int(codes.max())) + 1, bool)
             proposed[proposal.codes] = True
-            asked = [
-                i for i, inside in zip(mine, proposed[codes[mine]].tolist(), strict=True) if inside
-            ]
-            if asked:
-                for i, reason in zip(asked, proposal.explain(codes[asked]), strict=True):
+            asked = ((leaders == column) & proposed[codes]).nonzero()[0]
+            if len(asked):
+                positions = asked.tolist()
+                for i, reason in zip(positions, proposal.explain(codes[asked]), strict=True):
                     reasons[i] = reason
         explained: list[tuple[str, int]] = []
         for i, found in enumerate(reasons):
             if found is None:
-                if leaders[i] == "mf":
+                if self.active[leaders[i]][0] == "mf":
                     found = (MF_REASON, NO_CODE)
                 else:
                     content = ContentModel.reason(query, catalog.record(int(codes[i])))
                     found = (content or FALLBACK_REASON, NO_CODE)
             explained.append(found)
         return explained
+
+
+def _by_score_then_id(
+    rows: np.ndarray, totals: np.ndarray, codes: Codes, names: list[str]
+) -> np.ndarray:
+    """``rows`` by descending total, equal totals by item id."""
+    order = rows[np.argsort(-totals[rows], kind="stable")]
+    ordered = totals[order]
+    if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():
+        total_of, code_of = totals.tolist(), codes.tolist()
+        return np.asarray(
+            sorted(order.tolist(), key=lambda row: (-total_of[row], names[code_of[row]])), np.int64
+        )
+    return order
 
 
 def top(codes: Codes, scores: np.ndarray, k: int, catalog: Catalog) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from currents import keys
 from currents.writes import Write, ZIncr, ZKeepTop
-from online_models.arrays import NO_CODE, Catalog
+from online_models.arrays import NO_CODE, Catalog, Codes
 from online_models.base import (
     GenerationReads,
     Interaction,
@@ -34,10 +34,8 @@ from online_models.base import (
     Query,
     Read,
     State,
-    aggregated,
     generation_reads,
     generations,
-    lists_proposal,
 )
 from online_models.decay import DecayClock
 from online_models.memory import MemoryStore
@@ -127,31 +125,39 @@ class TrendingModel(OnlineModel):
             for read in pair
         ]
 
-    def scope_scores(self, scope: str, now: int, state: State) -> Proposal | None:
-        """The scope's blended scores: each horizon normalised, then averaged."""
-        pairs = self._scope_reads(scope, now)
-        return lists_proposal(
-            [generations(state, pair) for pair in pairs],
-            [1.0 / len(self.clocks)] * len(pairs),
-            [("", NO_CODE)] * len(pairs),
-        )
-
     def propose(self, query: Query, state: State, catalog: Catalog) -> Proposal | None:
-        parts: list[tuple[Proposal, float]] = []
-        labels: list[tuple[str, int]] = []
-        for rank, scope in enumerate(self.query_scopes(query)):
-            blended = self.scope_scores(scope, query.now, state)
-            if blended is None:
-                continue
-            # The global scope explains itself as "popular now"; narrower ones name it.
-            labels.append(("popular now" if scope == GLOBAL else _describe(scope), NO_CODE))
-            parts.append((blended, 1.0 if rank == 0 else 0.9))
-        if not parts:
+        """Each scope blends its horizons' normalised scores (their mean); an item scores
+        its best scope's blend, narrower scopes after the first at 0.9 of theirs, and
+        is explained by the first scope reaching that score."""
+        scopes = self.query_scopes(query)
+        lists, weights, scope_of = [], [], []
+        for rank, scope in enumerate(scopes):
+            boost = 1.0 if rank == 0 else 0.9
+            for pair in self._scope_reads(scope, query.now):
+                lists.append(generations(state, pair))
+                weights.append(boost / len(self.clocks))
+                scope_of.append(rank)
+        lengths = [len(scores) for scores in lists]
+        if not sum(lengths):
             return None
-        codes = np.concatenate([p.codes for p, _ in parts])
-        values = np.concatenate([p.scores * boost for p, boost in parts])
-        entry_labels = np.repeat(np.arange(len(parts)), [len(p) for p, _ in parts])
-        return aggregated(codes, values, entry_labels, labels, how="max")
+        codes = np.concatenate([scores.codes for scores in lists])
+        values = np.concatenate([scores.normalised for scores in lists])
+        values *= np.repeat(np.asarray(weights), lengths)
+        # One bincount sums every (scope, item) pair: a row per scope, a column per code.
+        width, length = len(scopes), int(codes.max()) + 1
+        cells = np.repeat(np.asarray(scope_of, np.int64) * length, lengths) + codes
+        per_scope = np.bincount(cells, values, minlength=width * length).reshape(width, length)
+        best = per_scope.max(axis=0)
+        present = best.nonzero()[0]
+        leader = np.full(length, -1)
+        leader[present] = per_scope[:, present].argmax(axis=0)  # the first scope on ties
+        # The global scope explains itself as "popular now"; narrower ones name it.
+        labels = [("popular now" if s == GLOBAL else _describe(s), NO_CODE) for s in scopes]
+
+        def explain(targets: Codes) -> list[tuple[str, int]]:
+            return [labels[scope] for scope in leader[targets].tolist()]
+
+        return Proposal(present, best[present], explain)
 
 
 def _describe(scope: str) -> str:
