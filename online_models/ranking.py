@@ -212,7 +212,7 @@ class Ranker:
         contributions = matrix * self._weights
         totals = contributions.sum(axis=1)
         positive = matrix > 0
-        present = positive.any(axis=1).nonzero()[0]
+        present = np.flatnonzero(positive.any(axis=1))
         chosen = present
         if limit is not None and len(present) > limit:
             chosen = present[top(codes[present], totals[present], limit, catalog)]
