@@ -182,7 +182,9 @@ class Catalog:
 
     # --- reading -----------------------------------------------------------------------------
     def record(self, code: int) -> dict[str, str]:
-        return self.records[code] or {} if 0 <= code < len(self.records) else {}
+        if not 0 <= code < len(self.records):
+            return {}
+        return self.records[code] or {}
 
     def title(self, code: int) -> str:
         return self.record(code).get("title") or self.items.names[code]
