@@ -86,8 +86,7 @@ class Scores:
         return len(self.codes)
 
 
-EMPTY_CODES: Codes = np.zeros(0, np.int64)
-EMPTY = Scores(EMPTY_CODES, np.zeros(0), np.zeros(0))
+EMPTY = Scores(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
 
 
 def merged(current: Scores, previous: Scores) -> Scores:
@@ -105,8 +104,8 @@ def merged(current: Scores, previous: Scores) -> Scores:
 
 
 class Catalog:
-    """Item codes and, per code, what ranking needs of the item: its attributes (for
-    content scores, filters and rules), its factor vector (MF), its catalog record.
+    """Item codes and, per code, what ranking needs of the item: its attributes (content
+    scores), stock, its factor vector (MF), its catalog record (titles, filters, rules).
 
     Filled by :func:`decode` from the replies the store fetched; a row holds what the
     latest fetch said. Arrays grow by doubling as codes are handed out."""
@@ -120,7 +119,6 @@ class Catalog:
         self.category = np.zeros(0, np.int64)
         self.brand = np.zeros(0, np.int64)
         self.in_stock = np.zeros(0, bool)
-        self.price = np.zeros(0)
         self.factors = np.zeros((0, factors))
         self.has_factors = np.zeros(0, bool)
         self.records: list[dict[str, str] | None] = []
@@ -151,7 +149,6 @@ class Catalog:
         self.category = extend(self.category, NO_CODE)
         self.brand = extend(self.brand, NO_CODE)
         self.in_stock = extend(self.in_stock, True)  # unknown items pass the stock filter
-        self.price = extend(self.price, np.nan)
         self.factors = extend(self.factors, 0.0)
         self.has_factors = extend(self.has_factors, False)
         self.records.extend([None] * extra)
@@ -167,10 +164,6 @@ class Catalog:
         self.category[code] = self.categories.code(category) if category else NO_CODE
         self.brand[code] = self.brands.code(brand) if brand else NO_CODE
         self.in_stock[code] = record.get("in_stock") != "0"
-        try:
-            self.price[code] = float(record["price"])
-        except (KeyError, ValueError):
-            self.price[code] = np.nan
 
     def set_factors(self, item: str, blob: bytes | None) -> None:
         code = self.code(item)

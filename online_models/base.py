@@ -9,7 +9,8 @@ an in-process :class:`~online_models.memory.MemoryStore`.
 Reads are ``(op, key, n)``:
 
 - ``("get", key, 0)``: a string value (bytes) or None;
-- ``("ztop", key, n)``: the ``n`` highest members of a sorted set, ``[(member, score)]``;
+- ``("ztop", key, n)``: the ``n`` highest members of a sorted set, ``[(member, score)]``
+  (decoded into ``online_models.arrays.Scores`` before a model ranks with it);
 - ``("hgetall", key, 0)``: a hash as ``{field: value}`` (str keys and values).
 """
 
@@ -206,14 +207,6 @@ class OnlineModel(ABC):
         return None
 
 
-def normalise(scores: Mapping[str, float]) -> dict[str, float]:
-    """Divide by the largest positive score (so each model's scores are in (0, 1])."""
-    top = max(scores.values(), default=0.0)
-    if top <= 0:
-        return {}
-    return {item: value / top for item, value in scores.items() if value > 0}
-
-
 GenerationReads = tuple[Read, Read]
 
 
@@ -223,6 +216,12 @@ def generation_reads(key_of: Callable[[int], str], generation: int, n: int) -> G
 
 
 def generations(state: State, reads: GenerationReads) -> Scores:
-    """What :func:`generation_reads` fetched (decoded), as current-generation scores."""
+    """What :func:`generation_reads` fetched (decoded), as current-generation scores.
+
+    Called for every list of every ranking, and the previous generation is nearly always
+    empty: that case returns the current list without merging."""
     current, previous = reads
+    before = state.get(previous)
+    if before is None or not len(before):
+        return scores_in(state, current)
     return merged(scores_in(state, current), scores_in(state, previous))

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from currents import keys
 from currents.writes import Write, ZIncr, ZKeepTop
-from online_models.arrays import EMPTY, Catalog, Scores
+from online_models.arrays import Catalog, Scores
 from online_models.base import (
     GenerationReads,
     Interaction,
@@ -46,7 +46,7 @@ __all__ = ["KINDS", "CooccurrenceModel", "MemoryStore"]
 
 KINDS = ("viewed", "bought")
 KIND_WEIGHTS = {"bought": 1.5, "viewed": 1.0}
-# Completed by the source item's title (currents/slate.py).
+# Completed by the source item's title when a person reads the reason.
 REASONS = {"bought": "bought together with ", "viewed": "viewed together with "}
 HISTORY_HALF_LIFE_MS = 24 * 3_600_000
 HISTORY_USED = 20
@@ -166,18 +166,13 @@ class CooccurrenceModel(OnlineModel):
         lists: list[Scores] = []
         weights: list[float] = []
         labels: list[tuple[str, int]] = []
-        reply = state.get  # per history item and kind: bound once
         for position, (item, ts) in enumerate(sources):
             recency = 2.0 ** (-(newest - ts) / HISTORY_HALF_LIFE_MS)
             recency *= self.position_decay**position
             source = catalog.code(item)
             for kind in KINDS:
-                current, previous = _neighbour_reads(item, kind, generation, self.neighbours)
-                found, before = reply(current), reply(previous)
-                if before is None or not len(before):
-                    lists.append(found if found is not None else EMPTY)
-                else:
-                    lists.append(generations(state, (current, previous)))
+                reads = _neighbour_reads(item, kind, generation, self.neighbours)
+                lists.append(generations(state, reads))
                 weights.append(recency * KIND_WEIGHTS[kind])
                 labels.append((REASONS[kind], source))
         return lists_proposal(
