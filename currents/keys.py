@@ -56,6 +56,28 @@ def user_profile_pattern() -> str:
     return "{u:*}:profile"
 
 
+def user_slate(user_id: str) -> str:
+    """String (TTL ``slate_ttl_s``): the user's ranked slate, written by the worker that
+    owns the user's partition (currents/slate.py encodes it)."""
+    return user_tag(user_id) + ":slate"
+
+
+def shared_slate(scope: str, variant: str | None) -> str:
+    """String: the slate served to strangers and used for back-fill; ``scope`` is
+    ``global``, ``c:<category>`` or ``s:<segment>``, per experiment variant.
+
+    >>> shared_slate("c:shoes", None), shared_slate("global", "more-mf")
+    ('currents:slate:c:shoes:-', 'currents:slate:global:more-mf')
+    """
+    return f"{PREFIX}:slate:{_escape(scope)}:{_escape(variant or '-')}"
+
+
+def slate_refresh(partition: int) -> str:
+    """Set: users whose slate was read older than ``slate_max_age_s``; the worker owning
+    ``partition`` pops them and ranks them again."""
+    return f"{PREFIX}:slates:refresh:p{partition}"
+
+
 # --- per item ------------------------------------------------------------------------------
 def item_of_key(key: str) -> str:
     """The item id inside any per-item key.

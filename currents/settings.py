@@ -130,6 +130,20 @@ class Settings(BaseSettings):
         },
         description="Default hybrid blend: model -> weight.",
     )
+    # --- slates (docs/recommenders.md) ----------------------------------------------------
+    slate_size: int = Field(100, ge=1, le=500, description="Items in a materialised slate.")
+    slate_ttl_s: int = Field(
+        7 * 86_400, ge=60, description="A slate expires after this long without an event."
+    )
+    slate_max_age_s: float = Field(
+        300.0, gt=0, description="A slate read older than this is ranked again by the worker."
+    )
+    slate_share: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="Most of the worker's time slates take while batches are waiting.",
+    )
     recent_items: int = Field(50, ge=1, le=500)
     purchased_items: int = Field(200, ge=1, le=5000)
     dedup_event_ids: int = Field(64, ge=1, le=10_000)

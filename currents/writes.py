@@ -17,6 +17,17 @@ class Put:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardedPut:
+    """A ``Put`` that lands only while ``guard`` exists: a derived value (a slate) must
+    not outlive, or resurrect, the state it was derived from (an erased profile)."""
+
+    key: str
+    value: bytes
+    ttl_s: int
+    guard: str
+
+
+@dataclass(frozen=True, slots=True)
 class HashSet:
     key: str
     mapping: dict[str, str | bytes | int | float]
@@ -73,7 +84,19 @@ class Delete:
     key: str
 
 
-Write = Put | HashSet | HashIncr | ZIncr | ZAdd | ZRemove | ZKeepTop | SetAdd | SetRemove | Delete
+Write = (
+    Put
+    | GuardedPut
+    | HashSet
+    | HashIncr
+    | ZIncr
+    | ZAdd
+    | ZRemove
+    | ZKeepTop
+    | SetAdd
+    | SetRemove
+    | Delete
+)
 
 
 def coalesce(writes: list[Write]) -> list[Write]:

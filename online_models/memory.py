@@ -18,6 +18,7 @@ from typing import Any
 from currents.text import as_text
 from currents.writes import (
     Delete,
+    GuardedPut,
     HashIncr,
     HashSet,
     Put,
@@ -78,6 +79,9 @@ class MemoryStore:
                             del zset[member]
                 case Put(key, value, _):
                     self.strings[key] = value
+                case GuardedPut(key, value, _, guard):
+                    if guard in self.strings or guard in self.hashes:
+                        self.strings[key] = value
                 case HashSet(key, mapping):
                     self.hashes.setdefault(key, {}).update(
                         {f: as_text(v) for f, v in mapping.items()}

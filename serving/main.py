@@ -72,7 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.producer.start()
         app.state.config = ConfigStore(app.state.redis)
         await app.state.config.start()
-        app.state.recommender = Recommender(app.state.redis, settings, app.state.config)
+        app.state.recommender = Recommender(
+            app.state.redis, settings, app.state.config, app.state.metrics.count_recommendation
+        )
         app.state.catalog = CatalogFollower(app.state.redis, app.state.recommender.cache)
         app.state.catalog.start()
         app.state.profiles = ProfileReader(app.state.redis, ProfileRules.from_settings(settings))

@@ -57,6 +57,17 @@ class ApiMetrics:
             registry=self.registry,
         )
 
+        self.recommendations = Counter(
+            "currents_recommendations_total",
+            "Recommendations served, by source (slate, shared, ranked) and, for rankings "
+            "made on the spot, why the slate could not answer.",
+            ["source", "reason"],
+            registry=self.registry,
+        )
+
+    def count_recommendation(self, source: str, reason: str) -> None:
+        self.recommendations.labels(source, reason).inc()
+
     def render(self, worker_counters: Mapping[Any, Any]) -> bytes:
         lines = []
         decoded = {as_text(k): int(v) for k, v in worker_counters.items()}

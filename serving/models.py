@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class RejectedEvent(BaseModel):
@@ -24,11 +24,23 @@ class ScoredItem(BaseModel):
     reason: str
 
 
+class AsOf(BaseModel):
+    event: str | None = Field(
+        None, description="Fingerprint of the newest event reflected (blake2b-48 hex of its id)"
+    )
+    at: int | None = Field(None, description="Its time, epoch ms")
+
+
 class RecommendationResponse(BaseModel):
     recommendation_id: str
     user_id: str
     personalized: bool
     items: list[ScoredItem]
+    as_of: AsOf | None = Field(None, description="The shopper's newest event this reflects")
+    slate_age_ms: int | None = Field(None, description="How long ago the slate was ranked")
+    source: Literal["slate", "shared", "ranked"] = Field(
+        "slate", description="The shopper's slate, a shared slate, or ranked on the spot"
+    )
 
 
 class SimilarItemsResponse(BaseModel):

@@ -1,27 +1,38 @@
-"""Serve recommendations through the ranking pipeline in a fixed number of pipelined
-round trips:
+"""Serve recommendations from the slates the worker materialises (streams/slates.py).
 
-1. the user's state blob and MF vector (one MGET: both carry the user's hash tag);
-2. every model's candidate reads (neighbour lists, trending scopes, new arrivals…);
-3. every model's item reads for the bounded candidate pool, plus the catalog records of
-   candidates and of the items reasons refer to.
+A request reads the shopper's slate and profile in one MGET (both under the shopper's
+hash tag), then filters in process: stock, price and category from the catalog records
+this process keeps (following the worker's change announcements), ``exclude`` from the
+profile just read, then the business rules. Strangers and opted-out shoppers get the
+shared slate of their variant, cached per process.
 
-The number of round trips never depends on catalog size or history length; 2 and 3 only
-go to Redis for the shared reads the per-process cache (serving/cache.py) does not hold.
+Only what a slate cannot answer is ranked on the spot, through the same pipeline
+(``online_models/ranking.py``), and counted by reason in ``currents_recommendations_total``:
+a shopper without a slate yet, a slate of another variant, a context item, a blend
+override, ``exclude=none``, a boost or promote rule with a truncated slate, or filters
+that leave the slate short of ``n``. A slate read older than ``slate_max_age_s`` is served
+and its shopper queued for the owning worker to rank again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import astuple, dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from currents import keys
+from currents.partitioning import partition_for
 from currents.redis_client import AsyncRedis
 from currents.settings import Settings
+from currents.slate import Slate, decode_slate
 from online_models.arrays import Catalog, Scores
-from online_models.base import Query, Read, get, hgetall, item_record_read
+from online_models.base import Query, Read, hgetall, item_record_read
 from online_models.cooccurrence import KINDS
 from online_models.ranking import Pool, Ranked, Ranker, build_models, catalog_for
 from online_models.selection import Exclude, Filters, passes, select
@@ -33,7 +44,10 @@ from serving.config_store import ConfigStore, recommendation_record
 from serving.experiments import Experiment, Variant, assign
 from serving.served_records import ServedRecords
 
+log = logging.getLogger("currents.api.recommend")
 RECORD_TTL_S = 7 * 86_400
+# Shared slates change every couple of seconds (streams/slates.py SHARED_EVERY_S).
+SHARED_SLATE_TTL_S = 1.0
 __all__ = ["Exclude", "Filters", "Recommendation", "Recommender"]
 
 
@@ -43,6 +57,18 @@ class Recommendation:
     user_id: str
     personalized: bool
     items: list[dict[str, Any]] = field(default_factory=list)
+    # The newest event of the shopper the answer reflects, and how old the slate was.
+    as_of: dict[str, Any] | None = None
+    slate_age_ms: int | None = None
+    source: str = "slate"
+
+
+class NeedsRanking(Exception):
+    """The slate cannot answer this request: rank on the spot (``reason`` is counted)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _record(state: Mapping[Read, Any], item: str) -> dict[str, str]:
@@ -63,34 +89,82 @@ class Scoring:
         return self.ranker.rank(self.query, self.pool, self.state, self.catalog, limit)
 
 
+def slate_ranking(slate: Slate, catalog: Catalog) -> Callable[[int | None], Ranked]:
+    """The slate as the head of its ranking, for ``select``; asking past the slate's end
+    when the ranking held more (or for all of it, as boost rules do) needs the pool."""
+    codes = catalog.codes(slate.items).tolist()
+
+    def rank(limit: int | None) -> Ranked:
+        if limit is None or limit > len(slate):
+            if slate.truncated:
+                raise NeedsRanking("slate too short")
+            limit = len(slate)
+        return Ranked(
+            items=slate.items[:limit],
+            codes=codes[:limit],
+            scores=slate.scores[:limit],
+            models=slate.models[:limit],
+            reasons=slate.reasons[:limit],
+            sources=slate.sources[:limit],
+            personal=slate.personal[:limit],
+            truncated=slate.truncated or limit < len(slate),
+        )
+
+    return rank
+
+
+class SharedSlates:
+    """Shared slates (global, per category, per segment) per process, for ``ttl_s``."""
+
+    def __init__(self, redis: AsyncRedis, ttl_s: float = SHARED_SLATE_TTL_S) -> None:
+        self.redis = redis
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, Slate | None]] = {}
+
+    async def get(self, scope: str, variant: str | None) -> Slate | None:
+        key = keys.shared_slate(scope, variant)
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        raw: bytes | None = await self.redis.get(key)  # type: ignore[assignment]
+        slate = _decoded(raw)
+        self._entries[key] = (now + self.ttl_s, slate)
+        return slate
+
+
+def _decoded(raw: bytes | None) -> Slate | None:
+    if not raw:
+        return None
+    try:
+        return decode_slate(raw)
+    except ValueError:  # written by another version: rank on the spot until rewritten
+        return None
+
+
 class Recommender:
-    def __init__(self, redis: AsyncRedis, settings: Settings, config: ConfigStore) -> None:
+    def __init__(
+        self,
+        redis: AsyncRedis,
+        settings: Settings,
+        config: ConfigStore,
+        count: Callable[[str, str], None] = lambda source, reason: None,
+    ) -> None:
         self.redis = redis
         self.config = config
+        self.settings = settings
+        self.count = count
         models = build_models(settings)
         self.ranker = Ranker(models, settings.blend)
         self.catalog = catalog_for(models)
         # Shared model reads, per process and decoded (serving/cache.py).
         self.cache = ReadCache(self.catalog)
         self.cold_start = ColdStartCache()
+        self.shared = SharedSlates(redis)
         self.served = ServedRecords(redis, RECORD_TTL_S)
-
-    async def query_for(
-        self, user_id: str, now: int, **context: Any
-    ) -> tuple[Query, UserState, dict[Read, Any]]:
-        """The request's query, the user's state, and the user's own model reads already in
-        hand. The MF vector comes with the state blob in one MGET (both keys carry the
-        user's hash tag, so one slot on a Cluster too): it is the one item-stage read the
-        shared cache never holds, so with it in hand a warm request skips that round trip."""
-        factors = get(keys.user_factors(user_id))
-        replies: list[bytes | None] = await self.redis.mget(  # type: ignore[assignment]
-            [keys.user_profile(user_id), factors[1]]
-        )
-        blob, vector = replies
-        state = UserState.from_bytes(blob)
-        if not personalization_allowed(state):  # the shopper opted out: serve as anonymous
-            return query_from_state(None, UserState(), now, **context), UserState(), {}
-        return query_from_state(user_id, state, now, **context), state, {factors: vector}
+        self.max_age_ms = int(settings.slate_max_age_s * 1000)
+        self._refreshes: list[tuple[int, str]] = []
+        self._refresher: asyncio.Task[None] | None = None
 
     async def for_user(
         self,
@@ -101,84 +175,148 @@ class Recommender:
         filters: Filters | None = None,
         context_item: str | None = None,
         blend: Mapping[str, float] | None = None,
+        on_demand: bool = False,
     ) -> Recommendation:
+        """The shopper's recommendations: from their slate when it can answer, else
+        ranked on the spot (always, with ``on_demand``)."""
         filters = filters or Filters()
-        query, state, user_reads = await self.query_for(
-            user_id, now, context_item=context_item, category=filters.category
+        replies: list[bytes | None] = await self.redis.mget(  # type: ignore[assignment]
+            [keys.user_slate(user_id), keys.user_profile(user_id)]
         )
+        raw, blob = replies
+        state = UserState.from_bytes(blob)
+        personal = state.exists and personalization_allowed(state)
+        if not personal:
+            state = UserState()
         experiment = self.config.active_experiment()
         variant = assign(experiment, user_id) if experiment else None
+        variant_name = variant.name if variant else None
         if blend is None and variant is not None and variant.blend is not None:
             blend = variant.blend
-        cold_key = None
-        if not state.exists:  # a stranger (or opted out): nothing of theirs is ranked
-            cold_key = (
-                n,
-                astuple(filters),
-                context_item,
-                experiment.name if experiment else None,
-                variant.name if variant else None,
-                tuple(sorted(blend.items())) if blend else None,
-                self.config.version,  # rules and experiments as loaded
-            )
-        answer = self.cold_start.lookup(cold_key) if cold_key else None
+        slate: Slate | None = None
+        source = "slate"
+        reason = "on demand"
+        if on_demand:
+            pass
+        elif context_item is not None:
+            reason = "context item"
+        elif blend is not None and (variant is None or blend is not variant.blend):
+            reason = "blend override"
+        elif filters.exclude == "none" and personal:
+            reason = "exclude none"
+        elif not personal:
+            scope = "global" if filters.category is None else "c:" + filters.category
+            slate, source = await self.shared.get(scope, variant_name), "shared"
+            reason = "no shared slate"
+        else:
+            slate = _decoded(raw)
+            reason = "no slate"
+            if slate is not None and slate.variant != variant_name:
+                slate, reason = None, "other variant"
+            if slate is None or now - slate.built_ms > self.max_age_ms:
+                self._request_refresh(user_id, state)
+        answer = None
+        if slate is not None:
+            try:
+                answer = await self._from_slate(slate, state, n, filters)
+            except NeedsRanking as needs:
+                reason = needs.reason
         if answer is None:
-            answer = await self._answer(query, state, user_reads, n, filters, context_item, blend)
-            if cold_key:
-                self.cold_start.store(cold_key, answer)
+            source = "ranked"
+            answer = await self._ranked(user_id, state, n, filters, context_item, blend, variant)
+            self.count(source, reason)
+        else:
+            self.count(source, "")
         items, personalized = answer
         recommendation_id = uuid.uuid4().hex
         served = [item["item_id"] for item in items]
         self._remember(recommendation_id, user_id, served, experiment, variant, now)
+        fresh = slate if source == "slate" else None
         return Recommendation(
             recommendation_id=recommendation_id,
             user_id=user_id,
             personalized=personalized,
             items=[dict(item) for item in items],
+            as_of=(
+                {"event": state.seen_ids[-1] if state.seen_ids else None, "at": state.last_seen}
+                if fresh is None
+                else {"event": fresh.as_of_event, "at": fresh.as_of_ms}
+            )
+            if personal
+            else None,
+            slate_age_ms=None if slate is None else max(0, now - slate.built_ms),
+            source=source,
         )
 
-    async def _answer(
-        self,
-        query: Query,
-        state: UserState,
-        user_reads: Mapping[Read, Any],
-        n: int,
-        filters: Filters,
-        context_item: str | None,
-        blend: Mapping[str, float] | None,
-    ) -> tuple[list[dict[str, Any]], bool]:
-        """The response's items and whether anything personal shaped them."""
-        ranker = self.ranker if blend is None else self.ranker.with_blend(blend)
+    def _excluded(self, state: UserState, filters: Filters) -> set[str]:
+        """What ``exclude`` removes from a personal answer, from the profile just read."""
         excluded: set[str] = set()
         if filters.exclude in {"purchased", "viewed"}:
-            excluded |= query.purchased
+            excluded |= state.purchased_item_ids()
         if filters.exclude == "viewed":
             excluded |= set(state.recent_item_ids())
-        if context_item:
-            excluded.add(context_item)
-        rules = self.config.rules
-        pinned = sorted({r.item_id for r in rules if r.kind == "pin" and r.item_id and r.active})
-        scoring = await self._score(ranker, query, user_reads, excluded, pinned)
+        return excluded
+
+    def _pinned(self) -> list[str]:
+        return sorted(
+            {r.item_id for r in self.config.rules if r.kind == "pin" and r.item_id and r.active}
+        )
+
+    async def _from_slate(
+        self, slate: Slate, state: UserState, n: int, filters: Filters
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Filters and rules over the slate; ``NeedsRanking`` when it falls short."""
+        excluded = self._excluded(state, filters)
+        pinned = self._pinned()
+        sources = {s for s in slate.sources if s is not None}
+        records = await self.cache.fetch(
+            self.redis, [item_record_read(i) for i in [*slate.items, *sorted(sources), *pinned]]
+        )
+        return self._select(
+            slate_ranking(slate, self.catalog), records, excluded, pinned, n, filters
+        )
+
+    def _select(
+        self,
+        rank: Callable[[int | None], Ranked],
+        records: Mapping[Read, Any],
+        excluded: set[str],
+        pinned: list[str],
+        n: int,
+        filters: Filters,
+    ) -> tuple[list[dict[str, Any]], bool]:
         pinned_records = {
             item: record
             for item in pinned
             if item not in excluded
-            and (record := _record(scoring.state, item))
+            and (record := _record(records, item))
             and passes(record, filters)
         }
         personal: dict[str, bool] = {}
 
-        def rank(limit: int | None) -> Ranked:
-            ranked = scoring.rank(limit)
-            personal.update(zip(ranked.items, ranked.personal, strict=True))
-            return ranked
+        def ranked(limit: int | None) -> Ranked:
+            found = rank(limit)
+            keep = [i for i, item in enumerate(found.items) if item not in excluded]
+            if len(keep) < len(found):
+                found = Ranked(
+                    items=[found.items[i] for i in keep],
+                    codes=[found.codes[i] for i in keep],
+                    scores=[found.scores[i] for i in keep],
+                    models=[found.models[i] for i in keep],
+                    reasons=[found.reasons[i] for i in keep],
+                    sources=[found.sources[i] for i in keep],
+                    personal=[found.personal[i] for i in keep],
+                    truncated=found.truncated,
+                )
+            personal.update(zip(found.items, found.personal, strict=True))
+            return found
 
         _, final = select(
-            rank,
-            lambda item: _record(scoring.state, item),
-            lambda ranked, i: self._reason(ranked, i),
+            ranked,
+            lambda item: _record(records, item),
+            lambda found, i: self._reason(found, i),
             filters,
-            rules,
+            self.config.rules,
             n,
             pinned_records,
         )
@@ -186,6 +324,75 @@ class Recommender:
             {"item_id": c.item_id, "score": round(c.score, 6), "reason": c.reason} for c in final
         ]
         return items, any(personal.get(c.item_id, False) for c in final)
+
+    async def _ranked(
+        self,
+        user_id: str,
+        state: UserState,
+        n: int,
+        filters: Filters,
+        context_item: str | None,
+        blend: Mapping[str, float] | None,
+        variant: Variant | None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Rank on the spot through the pipeline: exactly what the worker would have put
+        in a slate, filtered and ruled as a slate is."""
+        now = int(time.time() * 1000)
+        cold_key = None
+        if not state.exists:  # a stranger (or opted out): nothing of theirs is ranked
+            cold_key = (
+                n,
+                astuple(filters),
+                context_item,
+                variant.name if variant else None,
+                tuple(sorted(blend.items())) if blend else None,
+                self.config.version,  # rules and experiments as loaded
+            )
+            answer = self.cold_start.lookup(cold_key)
+            if answer is not None:
+                return answer
+        query = query_from_state(
+            user_id if state.exists else None,
+            state,
+            now,
+            context_item=context_item,
+            category=filters.category,
+        )
+        ranker = self.ranker if blend is None else self.ranker.with_blend(blend)
+        # The pool leaves out what a slate leaves out (purchases); the rest of
+        # ``exclude`` filters the ranking, as it filters a slate.
+        in_pool = set() if filters.exclude == "none" else set(query.purchased)
+        if context_item:
+            in_pool.add(context_item)
+        pinned = self._pinned()
+        scoring = await self._score(ranker, query, user_id, in_pool, pinned)
+        answer = self._select(
+            scoring.rank, scoring.state, self._excluded(state, filters), pinned, n, filters
+        )
+        if cold_key:
+            self.cold_start.store(cold_key, answer)
+        return answer
+
+    def _request_refresh(self, user_id: str, state: UserState) -> None:
+        """Queue the shopper for the worker owning their partition, without waiting."""
+        partitions = self.settings.events_partitions
+        partition = (
+            state.partition if state.partition is not None else partition_for(user_id, partitions)
+        )
+        self._refreshes.append((partition, user_id))
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.ensure_future(self._send_refreshes())
+
+    async def _send_refreshes(self) -> None:
+        while self._refreshes:
+            queued, self._refreshes = self._refreshes, []
+            pipe = self.redis.pipeline(transaction=False)
+            for partition, user in queued:
+                pipe.sadd(keys.slate_refresh(partition), user)
+            try:
+                await pipe.execute()
+            except (RedisError, OSError) as error:
+                log.warning("slate refresh not requested", extra={"error": type(error).__name__})
 
     def _remember(
         self,
@@ -210,7 +417,7 @@ class Recommender:
         self,
         ranker: Ranker,
         query: Query,
-        user_reads: Mapping[Read, Any],
+        user_id: str,
         excluded: set[str],
         extra_items: list[str],
     ) -> Scoring:
@@ -223,7 +430,7 @@ class Recommender:
             sources.add(query.context_item)
         reads = ranker.item_reads(query, pooled)
         reads += map(item_record_read, [*pooled, *sorted(sources), *extra_items])
-        state = {**candidate_state, **await self.cache.fetch(self.redis, reads, user_reads)}
+        state = {**candidate_state, **await self.cache.fetch(self.redis, reads)}
         return Scoring(ranker, query, pool, state, self.catalog)
 
     def _reason(self, ranked: Ranked, i: int) -> str:

@@ -25,10 +25,12 @@ from currents.partitioning import partition_for
 from currents.redis_client import AsyncRedis, create_redis, tls_options
 from currents.settings import Settings
 from schemas.profile import UserState
+from serving.config_store import ConfigStore
 from streams.handler import BatchHandler, RawRecord
 from streams.offsets import plan_commits
 from streams.processor import BatchProcessor, Outbound
 from streams.sink import RedisSink
+from streams.slates import SlateBuilder, SlateRefresher
 
 log = logging.getLogger("currents.worker")
 
@@ -180,8 +182,10 @@ def create_app(settings: Settings) -> faust.App:
 
     def handler() -> BatchHandler:
         if "handler" not in resources:
-            resources["handler"] = BatchHandler(
-                RedisSink(redis()),
+            compute = ThreadPoolExecutor(1, thread_name_prefix="currents-compute")
+            sink = RedisSink(redis())
+            created = resources["handler"] = BatchHandler(
+                sink,
                 BatchProcessor(settings),
                 send,
                 dlq_topic=settings.dlq_topic,
@@ -189,14 +193,32 @@ def create_app(settings: Settings) -> faust.App:
                 progress_key=progress_key,
                 max_block_s=settings.worker_max_block_ms / 1000,
                 batch_cost=settings.worker_batch_cost,
-                compute=ThreadPoolExecutor(1, thread_name_prefix="currents-compute"),
+                compute=compute,
+            )
+            config = resources["config"] = ConfigStore(redis())
+            created.slates = SlateRefresher(
+                redis(),
+                SlateBuilder(settings),
+                sink.apply,
+                settings=settings,
+                experiment=config.active_experiment,
+                busy=lambda: created.handling > 0,
+                owned_partitions=owned_partitions,
+                compute=compute,
             )
         return resources["handler"]
+
+    async def start_slates(batch_handler: BatchHandler) -> None:
+        if "slates" in resources or batch_handler.slates is None:
+            return
+        await resources["config"].start()
+        resources["slates"] = asyncio.ensure_future(batch_handler.slates.run())
 
     @app.agent(events_topic, name="events")
     async def process_events(stream: faust.StreamT[bytes]) -> None:
         batch_handler = handler()
         await batch_handler.refresh(owns)
+        await start_slates(batch_handler)
         async for batch in stream.take_events(  # type: ignore[attr-defined]
             settings.worker_batch_size, within=settings.worker_batch_within_s
         ):

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from currents.writes import (
     Delete,
+    GuardedPut,
     HashIncr,
     HashSet,
     Put,
@@ -44,6 +45,11 @@ while i <= n do
     if ttl > 0 then redis.call('SET', key, ARGV[i + 2], 'EX', ttl)
     else redis.call('SET', key, ARGV[i + 2]) end
     i = i + 4
+  elseif op == 'G' then
+    if redis.call('EXISTS', KEYS[tonumber(ARGV[i + 4])]) == 1 then
+      redis.call('SET', key, ARGV[i + 2], 'EX', tonumber(ARGV[i + 3]))
+    end
+    i = i + 5
   elseif op == 'I' then
     redis.call('HINCRBY', key, ARGV[i + 2], ARGV[i + 3]); i = i + 4
   elseif op == 'H' or op == 'A' or op == 'R' or op == 'SA' or op == 'SR' then
@@ -68,6 +74,8 @@ def encode(writes: Sequence[Write]) -> tuple[list[str], list[str | bytes | int]]
     args: list[str | bytes | int] = []
     for write in writes:
         args += _arguments(write, keys.index(write.key))
+        if isinstance(write, GuardedPut):
+            args.append(keys.index(write.guard))
     return list(keys.positions), args
 
 
@@ -108,6 +116,8 @@ def pack_apply(sha: str, writes: Sequence[Write]) -> bytes:
             count += 4
         else:
             arguments = _arguments(write, keys.index(write.key))
+            if isinstance(write, GuardedPut):
+                arguments.append(keys.index(write.guard))
             parts += [_bulk(argument) for argument in arguments]
             count += len(arguments)
     key_names = list(keys.positions)
@@ -154,6 +164,8 @@ def _arguments(write: Write, key: int) -> list[str | bytes | int]:
             return ["T", key, -(keep + 1)]
         case Put(_, value, ttl_s):
             return ["S", key, value, ttl_s or 0]
+        case GuardedPut(_, value, ttl_s, _):
+            return ["G", key, value, ttl_s]  # the guard's position follows
         case HashIncr(_, field, amount):
             return ["I", key, field, amount]
         case HashSet(_, mapping):

@@ -43,6 +43,7 @@ from streams.processor import (
     user_keys_of,
 )
 from streams.sink import RedisSink, parse_state
+from streams.slates import SlateRefresher
 from triggers.campaigns import Campaign
 from triggers.engine import PRICE_DROP_LOOKBACK_MS, TriggerEngine
 from triggers.recommend import PromotionItems
@@ -124,6 +125,10 @@ class BatchHandler:
         self.reserver: Reserver | None = None
         self.items: PromotionItems | None = None
         self.webhooks: WebhookDispatcher | None = None
+        # Told which shoppers changed once each part has landed (streams/slates.py).
+        self.slates: SlateRefresher | None = None
+        # Batches being handled now: while any is, slates take only their share.
+        self.handling = 0
 
     # --- batches -----------------------------------------------------------------------------
     async def handle(self, records: Sequence[RawRecord]) -> BatchStats:
@@ -139,6 +144,13 @@ class BatchHandler:
            between replays the earlier parts, which dedup catches. Dead letters go with
            the first part applied after their record was decoded.
         """
+        self.handling += 1
+        try:
+            return await self._handle(records)
+        finally:
+            self.handling -= 1
+
+    async def _handle(self, records: Sequence[RawRecord]) -> BatchStats:
         self.watch.start()
         started = time.perf_counter()
         last_offsets: dict[int, int] = {}
@@ -265,6 +277,8 @@ class BatchHandler:
         extra: list[Write] = [HashIncr(keys.counters(), "dlq", len(letters))] if letters else []
         progress = self._progress(last_offsets)
         await self._land(result.writes + extra, progress, stretches)
+        if self.slates is not None and result.applied:
+            self.slates.mark(user_keys)
         # What the part held the loop for (reading replies) against half the budget; its
         # longest stretch of compute (off the loop) against twice it: a part's latency.
         load = max(

@@ -48,6 +48,9 @@ async def recommendations(
             "user_id": result.user_id,
             "personalized": result.personalized,
             "items": result.items,
+            "as_of": result.as_of,
+            "slate_age_ms": result.slate_age_ms,
+            "source": result.source,
         }
     )
 

@@ -1,0 +1,349 @@
+"""Slates: the worker ranks each shopper whose state changed and writes the top
+``slate_size`` items under the shopper's hash tag; the API only reads them.
+
+:class:`SlateBuilder` is the logic: plans (who, for which variant), the reads each stage
+needs, the rankings (``online_models/ranking.py``, the one pipeline) and the writes. It
+never does I/O. :class:`SlateRefresher` drives it: it keeps the set of shoppers whose
+slates are out of date, ranks them in chunks (three pipelined round trips per chunk, no
+matter its size), and lands each chunk's writes in one script call.
+
+While batches are waiting, slates take at most ``slate_share`` of the worker's time, so
+ingest never waits for them; otherwise they take the idle time. A shopper marked again
+before their turn is ranked once: under a backlog a slate reflects several batches at once
+instead of slowing every one of them down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from currents import keys
+from currents.redis_client import AsyncRedis
+from currents.redis_reads import fetch_reads
+from currents.settings import Settings
+from currents.slate import Slate, encode_slate
+from currents.text import as_text
+from currents.writes import Delete, GuardedPut, Put, Write
+from online_models.base import Query, Read, get, item_record_read
+from online_models.ranking import Pool, Ranker, build_models, catalog_for
+from profiles.consent import personalization_allowed
+from profiles.query import query_from_state
+from schemas.profile import UserState
+from serving.cache import ReadCache
+from serving.experiments import Experiment, Variant, assign
+
+log = logging.getLogger("currents.worker.slates")
+
+CHUNK = 32
+# Shared reads (neighbour lists, trending, item records) are cached this long in the
+# worker: far inside the staleness bound that ``slate_max_age_s`` sets for them anyway.
+SHARED_READS_TTL_S = 1.0
+SHARED_EVERY_S = 2.0
+SHARED_SCOPES_PER_PASS = 16
+REFRESH_POLL_S = 0.5
+REFRESH_POP = 1000
+# Shared slates outlive a stopped worker by this long before strangers get nothing.
+SHARED_TTL_S = 3600
+
+
+@dataclass
+class Plan:
+    """One slate to build: whose (None for a shared one), where it goes, how it ranks."""
+
+    key: str
+    query: Query
+    ranker: Ranker
+    variant: str | None
+    as_of_event: str | None = None
+    as_of_ms: int | None = None
+    guard: str | None = None
+    pool: Pool | None = None
+
+
+def shared_scope_queries(
+    now: int, categories: Iterable[str], segments: Iterable[str]
+) -> list[tuple[str, Query]]:
+    """The shared slates' scopes: global, per category, per segment."""
+    scopes = [("global", Query(None, now))]
+    scopes += [("c:" + c, Query(None, now, category=c)) for c in categories]
+    scopes += [("s:" + s, Query(None, now, segments=(s,))) for s in segments]
+    return scopes
+
+
+class SlateBuilder:
+    def __init__(self, settings: Settings) -> None:
+        models = build_models(settings)
+        self.catalog = catalog_for(models)
+        self.ranker = Ranker(models, settings.blend)
+        self.size = settings.slate_size
+        self.ttl_s = settings.slate_ttl_s
+        self._variants: dict[tuple[tuple[str, float], ...], Ranker] = {}
+
+    def ranker_for(self, variant: Variant | None) -> Ranker:
+        if variant is None or variant.blend is None:
+            return self.ranker
+        blend = tuple(sorted(variant.blend.items()))
+        ranker = self._variants.get(blend)
+        if ranker is None:
+            ranker = self._variants[blend] = self.ranker.with_blend(dict(blend))
+        return ranker
+
+    # --- plans -----------------------------------------------------------------------------
+    def plan(
+        self, user_id: str, state: UserState, now: int, experiment: Experiment | None
+    ) -> Plan | None:
+        """The shopper's slate plan; None when nothing personal may be ranked (no state,
+        or personalisation withdrawn): then the slate is deleted (:meth:`writes`)."""
+        if not state.exists or not personalization_allowed(state):
+            return None
+        variant = assign(experiment, user_id) if experiment else None
+        return Plan(
+            keys.user_slate(user_id),
+            query_from_state(user_id, state, now),
+            self.ranker_for(variant),
+            variant.name if variant else None,
+            as_of_event=state.seen_ids[-1] if state.seen_ids else None,
+            as_of_ms=state.last_seen,
+            guard=keys.user_profile(user_id),
+        )
+
+    def shared_plans(
+        self, now: int, scopes: Sequence[tuple[str, Query]], experiment: Experiment | None
+    ) -> list[Plan]:
+        variants: list[Variant | None] = list(experiment.variants) if experiment else [None]
+        return [
+            Plan(
+                keys.shared_slate(scope, variant.name if variant else None),
+                query,
+                self.ranker_for(variant),
+                variant.name if variant else None,
+            )
+            for scope, query in scopes
+            for variant in variants
+        ]
+
+    # --- stages ----------------------------------------------------------------------------
+    def candidate_reads(self, plans: Sequence[Plan]) -> list[Read]:
+        return list(dict.fromkeys(r for p in plans for r in p.ranker.candidate_reads(p.query)))
+
+    def pool(self, plans: Sequence[Plan], state: dict[Read, Any]) -> None:
+        for plan in plans:
+            plan.pool = plan.ranker.pool(plan.query, state, self.catalog, plan.query.purchased)
+
+    def item_reads(self, plans: Sequence[Plan]) -> list[Read]:
+        """Every model's item reads for each pool, plus the catalog records reasons and
+        filters use (pooled items and the items reasons name)."""
+        reads: list[Read] = []
+        names_of = self.catalog.items.names_of
+        for plan in plans:
+            assert plan.pool is not None
+            pooled = names_of(plan.pool.codes)
+            reads += plan.ranker.item_reads(plan.query, pooled)
+            sources = [item for item, _ in plan.query.history] + list(plan.query.session_items)
+            reads += map(item_record_read, [*pooled, *sources])
+        return list(dict.fromkeys(reads))
+
+    def slate(self, plan: Plan, state: dict[Read, Any], now: int) -> Slate:
+        assert plan.pool is not None
+        ranked = plan.ranker.rank(plan.query, plan.pool, state, self.catalog, self.size)
+        return Slate(
+            items=ranked.items,
+            scores=ranked.scores,
+            models=ranked.models,
+            reasons=ranked.reasons,
+            sources=ranked.sources,
+            personal=ranked.personal,
+            built_ms=now,
+            as_of_event=plan.as_of_event,
+            as_of_ms=plan.as_of_ms,
+            variant=plan.variant,
+            truncated=ranked.truncated,
+        )
+
+    def writes(
+        self, plans: Sequence[Plan], state: dict[Read, Any], now: int, gone: Iterable[str] = ()
+    ) -> list[Write]:
+        """Each plan's slate, and a delete for each of ``gone`` (shoppers whose slates may
+        no longer be personal). A shopper's slate lands only while their profile exists,
+        so a slate ranked while they were erased never outlives the erasure."""
+        writes: list[Write] = [Delete(keys.user_slate(user)) for user in gone]
+        for plan in plans:
+            value = encode_slate(self.slate(plan, state, now))
+            if plan.guard is None:
+                writes.append(Put(plan.key, value, SHARED_TTL_S))
+            else:
+                writes.append(GuardedPut(plan.key, value, self.ttl_s, plan.guard))
+        return writes
+
+
+Apply = Callable[[Sequence[Write]], Any]
+
+
+class SlateRefresher:
+    """Keeps slates up to date for the shoppers this worker owns."""
+
+    def __init__(
+        self,
+        redis: AsyncRedis,
+        builder: SlateBuilder,
+        apply: Apply,
+        *,
+        settings: Settings,
+        experiment: Callable[[], Experiment | None] = lambda: None,
+        busy: Callable[[], bool] = lambda: False,
+        owned_partitions: Callable[[], set[int]] = set,
+        compute: Executor | None = None,
+        clock: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.redis = redis
+        self.builder = builder
+        self.apply = apply
+        self.share = settings.slate_share
+        self.experiment = experiment
+        self.busy = busy
+        self.owned_partitions = owned_partitions
+        self.compute = compute
+        self.clock = clock
+        self.cache = ReadCache(builder.catalog, ttl_s=SHARED_READS_TTL_S)
+        # Shoppers waiting for a slate, oldest mark first (dicts keep insertion order).
+        self.dirty: dict[str, float] = {}
+        self.wake = asyncio.Event()
+        self.built = 0
+        self.shared_built = 0
+        self._shared_at = 0.0
+        self._scope_turn = 0
+
+    def mark(self, users: Iterable[str]) -> None:
+        now = time.monotonic()
+        for user in users:
+            self.dirty.setdefault(user, now)
+        if self.dirty:
+            self.wake.set()
+
+    def take(self, n: int = CHUNK) -> list[str]:
+        taken = []
+        for user in self.dirty:
+            taken.append(user)
+            if len(taken) == n:
+                break
+        for user in taken:
+            del self.dirty[user]
+        return taken
+
+    async def _run_compute(self, work: Callable[[], Any]) -> Any:
+        if self.compute is None:
+            return work()
+        return await asyncio.get_running_loop().run_in_executor(self.compute, work)
+
+    # --- one chunk ---------------------------------------------------------------------------
+    async def refresh(self, users: Sequence[str]) -> int:
+        """Rank ``users`` and write their slates (or delete them); returns slates built."""
+        if not users:
+            return 0
+        builder = self.builder
+        now = self.clock()
+        experiment = self.experiment()
+        profiles = await fetch_reads(self.redis, [get(keys.user_profile(u)) for u in users])
+        plans: list[Plan] = []
+        gone: list[str] = []
+        for user in users:
+            state = UserState.from_bytes(profiles[get(keys.user_profile(user))])
+            plan = builder.plan(user, state, now, experiment)
+            if plan is None:
+                gone.append(user)
+            else:
+                plans.append(plan)
+        writes = await self._build(plans, now, gone)
+        await self.apply(writes)
+        self.built += len(plans)
+        return len(plans)
+
+    async def _build(self, plans: list[Plan], now: int, gone: Iterable[str] = ()) -> list[Write]:
+        builder = self.builder
+        state = await self.cache.fetch(self.redis, builder.candidate_reads(plans))
+        await self._run_compute(lambda: builder.pool(plans, state))
+        state.update(await self.cache.fetch(self.redis, builder.item_reads(plans)))
+        return await self._run_compute(lambda: builder.writes(plans, state, now, gone))
+
+    async def refresh_shared(self, force: bool = False) -> int:
+        """Global, category and segment slates, by the owner of partition 0 (one writer
+        for them), every ``SHARED_EVERY_S``; at most ``SHARED_SCOPES_PER_PASS`` category
+        and segment scopes per pass, in turn."""
+        wall = time.monotonic()
+        due = wall - self._shared_at >= SHARED_EVERY_S and 0 in self.owned_partitions()
+        if not (force or due):
+            return 0
+        self._shared_at = wall
+        now = self.clock()
+        categories = sorted(self.builder.catalog.categories.names)
+        segments = sorted(
+            as_text(name) for name in await self.redis.hkeys(keys.segment_definitions())
+        )
+        scoped = [*(("c", c) for c in categories), *(("s", s) for s in segments)]
+        turn = []
+        if scoped:
+            start = self._scope_turn % len(scoped)
+            turn = (scoped[start:] + scoped[:start])[:SHARED_SCOPES_PER_PASS]
+            self._scope_turn = start + len(turn)
+        scopes = shared_scope_queries(
+            now, [c for kind, c in turn if kind == "c"], [s for kind, s in turn if kind == "s"]
+        )
+        plans = self.builder.shared_plans(now, scopes, self.experiment())
+        await self.apply(await self._build(plans, now))
+        self.shared_built += len(plans)
+        return len(plans)
+
+    async def _requested(self) -> None:
+        """Shoppers whose slate the API found older than ``slate_max_age_s``."""
+        owned = sorted(self.owned_partitions())
+        if not owned:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for partition in owned:
+            pipe.spop(keys.slate_refresh(partition), REFRESH_POP)
+        for popped in await pipe.execute():
+            self.mark(as_text(user) for user in popped or ())
+
+    # --- the loop ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        polled = 0.0
+        while True:
+            try:
+                if time.monotonic() - polled > REFRESH_POLL_S:
+                    polled = time.monotonic()
+                    await self._requested()
+                    await self.refresh_shared()
+                if not self.dirty:
+                    self.wake.clear()
+                    try:
+                        await asyncio.wait_for(self.wake.wait(), REFRESH_POLL_S)
+                    except TimeoutError:
+                        continue
+                users = self.take()
+                started = time.perf_counter()
+                try:
+                    await self.refresh(users)
+                except (RedisError, OSError) as error:
+                    self.mark(users)  # their turn comes again
+                    log.warning("slates not written", extra={"error": type(error).__name__})
+                    await asyncio.sleep(1.0)
+                    continue
+                spent = time.perf_counter() - started
+                # Batches waiting: leave them (1 - share) of the time.
+                if self.busy():
+                    await asyncio.sleep(spent * (1 / self.share - 1))
+                else:
+                    await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("slate refresh failed")
+                await asyncio.sleep(1.0)
