@@ -59,6 +59,10 @@ class PrivacyService:
             now,
             {"personalization": personalization, "marketing": marketing},
         )
+        if not personalization:
+            # Served at once as a stranger: the worker deletes the slate again when it
+            # applies the consent event, in case one was being ranked meanwhile.
+            await self.redis.delete(keys.user_slate(user_id))
         return now
 
     # --- erasure -----------------------------------------------------------------------------
@@ -84,6 +88,8 @@ class PrivacyService:
         campaign_ids = {as_text(c) for c in await self.redis.hkeys(keys.campaigns())}
         pipe = self.redis.pipeline(transaction=False)
         pipe.zrem(keys.sweep_schedule(), user_id)
+        for partition in range(self.settings.events_partitions):
+            pipe.srem(keys.slate_refresh(partition), user_id)
         for segment in sorted(segment_names | set(state.segments)):
             pipe.zrem(keys.segment_members(segment), user_id)
         for campaign in sorted(campaign_ids | set(state.timers)):
