@@ -17,10 +17,12 @@ import asyncio
 import random
 import sys
 import time
+from collections import Counter
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
@@ -47,6 +49,44 @@ KNOWN_SHARE = 0.8
 CONNECTIONS = 32
 TICK_S = 0.05
 NOOP_RATE = 1000.0
+SLATES_WAIT_S = 180.0
+
+
+def slate_stats(metrics_text: str) -> dict[str, Any]:
+    """From the API's /metrics: how requests were answered (the shopper's slate, a shared
+    slate, ranked on the spot and why), fallbacks per 1,000 requests, and the served
+    slates' age p50/p99 (upper bounds of their histogram buckets)."""
+    sources: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    buckets: list[tuple[float, float]] = []
+    for line in metrics_text.splitlines():
+        if line.startswith("currents_recommendations_total{"):
+            labels, value = line[len("currents_recommendations_total{") :].rsplit("} ", 1)
+            found = dict(part.split("=", 1) for part in labels.split(",") if "=" in part)
+            source = found.get("source", "").strip('"')
+            sources[source] += int(float(value))
+            if source == "ranked":
+                reasons[found.get("reason", "").strip('"')] += int(float(value))
+        elif line.startswith("currents_slate_age_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
+    total = sum(sources.values())
+
+    def quantile(q: float) -> float | None:
+        served = buckets[-1][1] if buckets else 0
+        for bound, cumulative in buckets:
+            if served and cumulative >= q * served:
+                return bound * 1000
+        return None
+
+    return {
+        "requests": total,
+        "by_source": dict(sources),
+        "fallbacks_per_1000": round(1000 * sources["ranked"] / total, 1) if total else None,
+        "fallback_reasons": dict(reasons),
+        "slate_age_p50_ms_at_most": quantile(0.5),
+        "slate_age_p99_ms_at_most": quantile(0.99),
+    }
 
 
 def request_paths(users: int, count: int = 5000, seed: int = 5) -> list[str]:
@@ -129,6 +169,21 @@ async def _measure(
                 bar.update(now - done)
                 done = now
                 await asyncio.sleep(0.2)
+        # A live shop's shoppers have slates from their own events; this one's history
+        # arrived all at once, so wait (bounded) for the worker to rank everyone in it.
+        slates_started = time.monotonic()
+        profiles = slates = 0
+        with tqdm(desc="slates", unit="slate") as bar:
+            while time.monotonic() - slates_started < SLATES_WAIT_S:
+                run.check_alive()
+                profiles = sum(1 for _ in counters.scan_iter("{u:*}:profile", count=1000))
+                slates = sum(1 for _ in counters.scan_iter("{u:*}:slate", count=1000))
+                bar.total = profiles
+                bar.update(slates - bar.n)
+                if slates >= profiles:
+                    break
+                await asyncio.sleep(1.0)
+        slates_wait_s = round(time.monotonic() - slates_started, 1)
         plan = {
             "host": "127.0.0.1",
             "port": int(run.api_url.rsplit(":", 1)[1]),
@@ -148,10 +203,18 @@ async def _measure(
         )
         if await generator.wait() != 0:
             raise SystemExit("the load generator failed")
+        async with httpx.AsyncClient(
+            base_url=run.api_url, headers={"X-API-Key": run.api_key}, timeout=10
+        ) as client:
+            scraped = (await client.get("/metrics")).text
         ingested_before = handled(counters)
         stop.set()
         produced = await ingest
         result: dict[str, Any] = orjson.loads(out_path.read_bytes())
+        result["slates"] = slate_stats(scraped)
+        result["slates"].update(
+            {"profiles": profiles, "slates_before_load": slates, "waited_s": slates_wait_s}
+        )
         result["ingested_events"] = produced
         result["handled_events"] = ingested_before
         return result
@@ -185,17 +248,26 @@ def run(
             flush(servers.redis_url)
     max_rps, noop_max = measured["max"]["rps"], measured["noop_max"]["rps"]
     at_1000 = next((r for r in measured["rates"] if r["rps"] == 1000), None)
+    noop_1000 = next((r for r in measured["noop_rates"] if r["rps"] == 1000), None)
+    p99_ratio = (
+        round(at_1000["p99_ms"] / noop_1000["p99_ms"], 2)
+        if at_1000 and noop_1000 and noop_1000["p99_ms"]
+        else None
+    )
     result = {
         "rates": measured["rates"],
         "max_rps": max_rps,
         "noop_max_rps": noop_max,
         "ratio": round(max_rps / noop_max, 3) if noop_max else 0.0,
         "noop_rates": measured["noop_rates"],
+        "p99_ratio_at_1000rps": p99_ratio,
+        "slates": measured["slates"],
         "ingest_rate": ingest_rate,
         "users": users,
         "targets": {
+            "max_rps_ge_0.5_noop": bool(noop_max and max_rps >= 0.5 * noop_max),
+            "p99_le_2x_noop_at_1000rps": bool(p99_ratio is not None and p99_ratio <= 2),
             "p99_le_10ms_at_1000rps": bool(at_1000 and at_1000["p99_ms"] <= 10),
-            "max_rps_ge_0.6_noop": bool(noop_max and max_rps >= 0.6 * noop_max),
         },
     }
     path = write_results("serving", result, out)
@@ -221,6 +293,14 @@ def run(
         ("max rps (reco)", f"{max_rps:,}"),
         ("max rps (noop)", f"{noop_max:,}"),
         ("ratio", str(result["ratio"])),
+        ("p99 ratio at 1,000 rps", str(p99_ratio)),
+        ("fallbacks per 1,000", str(result["slates"]["fallbacks_per_1000"])),
+        ("fallback reasons", str(result["slates"]["fallback_reasons"])),
+        (
+            "slate age p50 / p99",
+            f"≤ {result['slates']['slate_age_p50_ms_at_most']} ms / "
+            f"≤ {result['slates']['slate_age_p99_ms_at_most']} ms",
+        ),
     ]
     rows += [(k, "met" if v else "MISSED") for k, v in result["targets"].items()]
     print_table([*rows, ("json", str(path)), ("plot", str(png))])

@@ -32,7 +32,11 @@ WORKER_COUNTERS = {
         "identify traits dropped (not whitelisted).",
     ),
     "users": ("currents_profiles_created_total", "User profiles created."),
+    "slates": ("currents_slates_built_total", "Shoppers' slates ranked and written."),
 }
+
+
+SLATE_AGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 
 class ApiMetrics:
@@ -65,8 +69,17 @@ class ApiMetrics:
             registry=self.registry,
         )
 
-    def count_recommendation(self, source: str, reason: str) -> None:
+        self.slate_age = Histogram(
+            "currents_slate_age_seconds",
+            "Age of the slate a recommendation was served from (shopper's or shared).",
+            buckets=SLATE_AGE_BUCKETS,
+            registry=self.registry,
+        )
+
+    def count_recommendation(self, source: str, reason: str, slate_age_ms: int | None) -> None:
         self.recommendations.labels(source, reason).inc()
+        if slate_age_ms is not None and source != "ranked":
+            self.slate_age.observe(slate_age_ms / 1000)
 
     def render(self, worker_counters: Mapping[Any, Any]) -> bytes:
         lines = []

@@ -148,7 +148,7 @@ class Recommender:
         redis: AsyncRedis,
         settings: Settings,
         config: ConfigStore,
-        count: Callable[[str, str], None] = lambda source, reason: None,
+        count: Callable[[str, str, int | None], None] = lambda source, reason, age: None,
     ) -> None:
         self.redis = redis
         self.config = config
@@ -221,12 +221,13 @@ class Recommender:
                 answer = await self._from_slate(slate, state, n, filters)
             except NeedsRanking as needs:
                 reason = needs.reason
+        age_ms = None if slate is None else max(0, now - slate.built_ms)
         if answer is None:
             source = "ranked"
             answer = await self._ranked(user_id, state, n, filters, context_item, blend, variant)
-            self.count(source, reason)
+            self.count(source, reason, None)
         else:
-            self.count(source, "")
+            self.count(source, "", age_ms)
         items, personalized = answer
         recommendation_id = uuid.uuid4().hex
         served = [item["item_id"] for item in items]
@@ -244,7 +245,7 @@ class Recommender:
             )
             if personal
             else None,
-            slate_age_ms=None if slate is None else max(0, now - slate.built_ms),
+            slate_age_ms=age_ms,
             source=source,
         )
 

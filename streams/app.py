@@ -202,7 +202,6 @@ def create_app(settings: Settings) -> faust.App:
                 sink.apply,
                 settings=settings,
                 experiment=config.active_experiment,
-                busy=lambda: created.handling > 0,
                 owned_partitions=owned_partitions,
                 compute=compute,
             )

@@ -127,8 +127,6 @@ class BatchHandler:
         self.webhooks: WebhookDispatcher | None = None
         # Told which shoppers changed once each part has landed (streams/slates.py).
         self.slates: SlateRefresher | None = None
-        # Batches being handled now: while any is, slates take only their share.
-        self.handling = 0
 
     # --- batches -----------------------------------------------------------------------------
     async def handle(self, records: Sequence[RawRecord]) -> BatchStats:
@@ -144,13 +142,6 @@ class BatchHandler:
            between replays the earlier parts, which dedup catches. Dead letters go with
            the first part applied after their record was decoded.
         """
-        self.handling += 1
-        try:
-            return await self._handle(records)
-        finally:
-            self.handling -= 1
-
-    async def _handle(self, records: Sequence[RawRecord]) -> BatchStats:
         self.watch.start()
         started = time.perf_counter()
         last_offsets: dict[int, int] = {}

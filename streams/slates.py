@@ -7,10 +7,10 @@ never does I/O. :class:`SlateRefresher` drives it: it keeps the set of shoppers 
 slates are out of date, ranks them in chunks (three pipelined round trips per chunk, no
 matter its size), and lands each chunk's writes in one script call.
 
-While batches are waiting, slates take at most ``slate_share`` of the worker's time, so
-ingest never waits for them; otherwise they take the idle time. A shopper marked again
-before their turn is ranked once: under a backlog a slate reflects several batches at once
-instead of slowing every one of them down.
+Slates take the worker's idle time, and ``slate_share`` of the CPU time everything else
+takes: under a backlog they take at most that share, so ingest never waits for them. A
+shopper marked again before their turn is ranked once: under a backlog a slate reflects
+several batches at once instead of slowing every one of them down.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +31,7 @@ from currents.redis_reads import fetch_reads
 from currents.settings import Settings
 from currents.slate import Slate, encode_slate
 from currents.text import as_text
-from currents.writes import Delete, GuardedPut, Put, Write
+from currents.writes import Delete, GuardedPut, HashIncr, Put, Write
 from online_models.base import Query, Read, get, item_record_read
 from online_models.ranking import Pool, Ranker, build_models, catalog_for
 from profiles.consent import personalization_allowed
@@ -45,11 +45,12 @@ log = logging.getLogger("currents.worker.slates")
 CHUNK = 32
 # Shared reads (neighbour lists, trending, item records) are cached this long in the
 # worker: far inside the staleness bound that ``slate_max_age_s`` sets for them anyway.
-SHARED_READS_TTL_S = 1.0
+SHARED_READS_TTL_S = 5.0
 SHARED_EVERY_S = 2.0
 SHARED_SCOPES_PER_PASS = 16
 REFRESH_POLL_S = 0.5
 REFRESH_POP = 1000
+MAX_CREDIT_S = 0.5
 # Shared slates outlive a stopped worker by this long before strangers get nothing.
 SHARED_TTL_S = 3600
 
@@ -198,7 +199,6 @@ class SlateRefresher:
         *,
         settings: Settings,
         experiment: Callable[[], Experiment | None] = lambda: None,
-        busy: Callable[[], bool] = lambda: False,
         owned_partitions: Callable[[], set[int]] = set,
         compute: Executor | None = None,
         clock: Callable[[], int] = lambda: int(time.time() * 1000),
@@ -208,7 +208,6 @@ class SlateRefresher:
         self.apply = apply
         self.share = settings.slate_share
         self.experiment = experiment
-        self.busy = busy
         self.owned_partitions = owned_partitions
         self.compute = compute
         self.clock = clock
@@ -220,6 +219,10 @@ class SlateRefresher:
         self.shared_built = 0
         self._shared_at = 0.0
         self._scope_turn = 0
+        # Seconds of work slates may still do now (see :meth:`_wait_turn`).
+        self._credit = 0.0
+        self._checked = (time.perf_counter(), time.process_time(), 0.0)  # wall, CPU, slates
+        self._spent = 0.0
 
     def mark(self, users: Iterable[str]) -> None:
         now = time.monotonic()
@@ -262,6 +265,8 @@ class SlateRefresher:
             else:
                 plans.append(plan)
         writes = await self._build(plans, now, gone)
+        if plans:
+            writes.append(HashIncr(keys.counters(), "slates", len(plans)))
         await self.apply(writes)
         self.built += len(plans)
         return len(plans)
@@ -313,6 +318,25 @@ class SlateRefresher:
             self.mark(as_text(user) for user in popped or ())
 
     # --- the loop ----------------------------------------------------------------------------
+    def _earn(self) -> float:
+        """Credit earned since the last look: the time this process sat idle, and
+        ``share`` of the CPU time everything else in it took (capped at
+        ``MAX_CREDIT_S``). Under a backlog the process is never idle, so slates get
+        their share and no more; otherwise they take what ingest leaves."""
+        wall, cpu, spent = time.perf_counter(), time.process_time(), self._spent
+        last_wall, last_cpu, last_spent = self._checked
+        self._checked = (wall, cpu, spent)
+        used = cpu - last_cpu
+        idle = max(0.0, (wall - last_wall) - used)
+        others = max(0.0, used - (spent - last_spent))
+        self._credit = min(MAX_CREDIT_S, self._credit + idle + self.share * others)
+        return self._credit
+
+    def _wait_s(self) -> float:
+        """How long until slates have earned some credit (0: now)."""
+        credit = self._earn()
+        return 0.0 if credit > 0 else min(0.05, -credit / self.share + 0.001)
+
     async def run(self) -> None:
         polled = 0.0
         while True:
@@ -320,30 +344,36 @@ class SlateRefresher:
                 if time.monotonic() - polled > REFRESH_POLL_S:
                     polled = time.monotonic()
                     await self._requested()
-                    await self.refresh_shared()
+                    await self._timed(self.refresh_shared())
                 if not self.dirty:
                     self.wake.clear()
                     try:
                         await asyncio.wait_for(self.wake.wait(), REFRESH_POLL_S)
                     except TimeoutError:
                         continue
+                if (wait := self._wait_s()) > 0:
+                    await asyncio.sleep(wait)
+                    continue
                 users = self.take()
-                started = time.perf_counter()
                 try:
-                    await self.refresh(users)
+                    await self._timed(self.refresh(users))
                 except (RedisError, OSError) as error:
                     self.mark(users)  # their turn comes again
                     log.warning("slates not written", extra={"error": type(error).__name__})
                     await asyncio.sleep(1.0)
                     continue
-                spent = time.perf_counter() - started
-                # Batches waiting: leave them (1 - share) of the time.
-                if self.busy():
-                    await asyncio.sleep(spent * (1 / self.share - 1))
-                else:
-                    await asyncio.sleep(0)
+                await asyncio.sleep(0)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("slate refresh failed")
                 await asyncio.sleep(1.0)
+
+    async def _timed(self, work: Awaitable[int]) -> int:
+        started = time.perf_counter()
+        try:
+            return await work
+        finally:
+            spent = time.perf_counter() - started
+            self._spent += spent
+            self._credit -= spent
