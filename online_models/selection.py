@@ -7,10 +7,12 @@ evaluator to rankings: one implementation for all of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from currents.slate import Slate
+from online_models.arrays import Catalog
 from online_models.ranking import Ranked
 from serving.business_rules import Candidate, Rule, apply_rules, chosen_before_pins
 
@@ -95,3 +97,95 @@ def head_suffices(
         return True
     chosen = chosen_before_pins(candidates, rules, n, diversity)
     return len(chosen) == n and min(c.score for c in chosen) > ranked.scores[-1]
+
+
+class NeedsRanking(Exception):
+    """A slate cannot answer this request: rank on the spot (``reason`` is counted)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def slate_ranking(slate: Slate, catalog: Catalog) -> Callable[[int | None], Ranked]:
+    """The slate as the head of its ranking, for :func:`serve`; asking past its end when
+    the ranking held more (or for all of it, as boost rules do) raises NeedsRanking."""
+    codes = catalog.codes(slate.items).tolist()
+
+    def rank(limit: int | None) -> Ranked:
+        if limit is None or limit > len(slate):
+            if slate.truncated:
+                raise NeedsRanking("slate too short")
+            limit = len(slate)
+        return Ranked(
+            items=slate.items[:limit],
+            codes=codes[:limit],
+            scores=slate.scores[:limit],
+            models=slate.models[:limit],
+            reasons=slate.reasons[:limit],
+            sources=slate.sources[:limit],
+            personal=slate.personal[:limit],
+            truncated=slate.truncated or limit < len(slate),
+        )
+
+    return rank
+
+
+def without(ranked: Ranked, excluded: Collection[str]) -> Ranked:
+    keep = [i for i, item in enumerate(ranked.items) if item not in excluded]
+    if len(keep) == len(ranked):
+        return ranked
+    return Ranked(
+        items=[ranked.items[i] for i in keep],
+        codes=[ranked.codes[i] for i in keep],
+        scores=[ranked.scores[i] for i in keep],
+        models=[ranked.models[i] for i in keep],
+        reasons=[ranked.reasons[i] for i in keep],
+        sources=[ranked.sources[i] for i in keep],
+        personal=[ranked.personal[i] for i in keep],
+        truncated=ranked.truncated,
+    )
+
+
+def serve(
+    rank: Callable[[int | None], Ranked],
+    record_of: Callable[[str], Mapping[str, str]],
+    title_of: Callable[[str], str],
+    excluded: Collection[str],
+    pinned: list[str],
+    n: int,
+    filters: Filters,
+    rules: list[Rule],
+) -> tuple[list[dict[str, Any]], bool]:
+    """A response's items from a ranking (a slate or one made on the spot): ``excluded``
+    left out, the filters, then the rules; and whether anything personal shaped it.
+    An item's reason names the title of the item it comes from."""
+    pinned_records = {
+        item: record
+        for item in pinned
+        if item not in excluded and (record := record_of(item)) and passes(record, filters)
+    }
+    personal: dict[str, bool] = {}
+
+    def ranked(limit: int | None) -> Ranked:
+        found = without(rank(limit), excluded)
+        personal.update(zip(found.items, found.personal, strict=True))
+        return found
+
+    # Only the answer's items are explained: the head's reasons are looked up after.
+    explained: dict[str, tuple[str, str | None]] = {}
+
+    def reason_of(found: Ranked, i: int) -> str:
+        explained[found.items[i]] = (found.reasons[i], found.sources[i])
+        return ""
+
+    _, final = select(ranked, record_of, reason_of, filters, rules, n, pinned_records)
+    items = []
+    for chosen in final:
+        reason, source = chosen.reason, None
+        if not reason:  # a ranked item (pins and promotions carry their own reason)
+            reason, source = explained[chosen.item_id]
+        if source is not None:
+            reason += title_of(source)
+        items.append({"item_id": chosen.item_id, "score": round(chosen.score, 6), "reason": reason})
+    return items, any(personal.get(c.item_id, False) for c in final)

@@ -81,6 +81,8 @@ class ReadCache:
         self._changes = 0
         self._changed_at: dict[Read, int] = {}
         self._dropped_at = 0
+        # Item -> until when its record in ``catalog`` is fresh: the slate path's lookups.
+        self._record_until: dict[str, float] = {}
 
     def lookup(self, reads: Iterable[Read]) -> tuple[dict[Read, Any], list[Read]]:
         """Fresh cached replies, and the reads that must go to Redis."""
@@ -110,6 +112,7 @@ class ReadCache:
                 if since is not None and (since < dropped_at or changed_at.get(read, -1) >= since):
                     continue  # changed while this fetch was in flight
                 self._entries[read] = (catalog_expires, reply)
+                self._record_until[keys.item_of_key(read[1])] = catalog_expires
             else:
                 self._entries[read] = (expires, reply)
 
@@ -125,14 +128,36 @@ class ReadCache:
         for item_id in item_ids:
             read = hgetall(keys.item_record(item_id))
             self._entries.pop(read, None)
+            self._record_until.pop(item_id, None)
             self._changed_at[read] = self._changes
         self._changes += 1
 
     def drop_catalog(self) -> None:
         """Forget every cached item record (changes may have been missed)."""
         self._entries = {r: e for r, e in self._entries.items() if not is_catalog_record(r)}
+        self._record_until.clear()
         self._changed_at.clear()
         self._dropped_at = self._changes = self._changes + 1
+
+    async def records(self, redis: AsyncRedis, items: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Catalog records of ``items`` (unknown items: empty), from the catalog table when
+        fresh, the rest in one round trip: a request filters a whole slate with this, so
+        a hit costs a dict lookup, not a read tuple and a key string."""
+        now = self._now = self.clock()
+        until = self._record_until
+        catalog = self.catalog
+        found: dict[str, dict[str, str]] = {}
+        missing: list[str] = []
+        for item in items:
+            if until.get(item, 0.0) > now:
+                found[item] = catalog.record(catalog.items.find(item))
+            else:
+                missing.append(item)
+        if missing:
+            fetched = await self.fetch(redis, [hgetall(keys.item_record(i)) for i in missing])
+            for item in missing:
+                found[item] = fetched.get(hgetall(keys.item_record(item))) or {}
+        return found
 
     async def fetch(
         self, redis: AsyncRedis, reads: Iterable[Read], in_hand: Mapping[Read, Any] | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -24,6 +25,7 @@ from currents import keys
 from currents.logs import pseudonym
 from currents.redis_client import AsyncRedis
 from currents.settings import Settings
+from currents.slate import decode_slate
 from currents.text import as_text
 from online_models.matrix_factorization import unpack
 from schemas.profile import UserState, blob_json
@@ -134,6 +136,8 @@ class PrivacyService:
                 value = orjson.loads(blob_json(raw))
             elif key.endswith(":mf"):
                 value = [round(float(x), 6) for x in unpack(raw)]
+            elif key.endswith(":slate"):
+                value = asdict(decode_slate(raw))
             else:
                 value = as_text(raw)
         elif kind == "hash":

@@ -35,7 +35,7 @@ from online_models.arrays import Catalog, Scores
 from online_models.base import Query, Read, hgetall, item_record_read
 from online_models.cooccurrence import KINDS
 from online_models.ranking import Pool, Ranked, Ranker, build_models, catalog_for
-from online_models.selection import Exclude, Filters, passes, select
+from online_models.selection import Exclude, Filters, NeedsRanking, serve, slate_ranking
 from profiles.consent import personalization_allowed
 from profiles.query import query_from_state
 from schemas.profile import UserState
@@ -63,14 +63,6 @@ class Recommendation:
     source: str = "slate"
 
 
-class NeedsRanking(Exception):
-    """The slate cannot answer this request: rank on the spot (``reason`` is counted)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 def _record(state: Mapping[Read, Any], item: str) -> dict[str, str]:
     return state.get(item_record_read(item)) or {}
 
@@ -87,30 +79,6 @@ class Scoring:
 
     def rank(self, limit: int | None) -> Ranked:
         return self.ranker.rank(self.query, self.pool, self.state, self.catalog, limit)
-
-
-def slate_ranking(slate: Slate, catalog: Catalog) -> Callable[[int | None], Ranked]:
-    """The slate as the head of its ranking, for ``select``; asking past the slate's end
-    when the ranking held more (or for all of it, as boost rules do) needs the pool."""
-    codes = catalog.codes(slate.items).tolist()
-
-    def rank(limit: int | None) -> Ranked:
-        if limit is None or limit > len(slate):
-            if slate.truncated:
-                raise NeedsRanking("slate too short")
-            limit = len(slate)
-        return Ranked(
-            items=slate.items[:limit],
-            codes=codes[:limit],
-            scores=slate.scores[:limit],
-            models=slate.models[:limit],
-            reasons=slate.reasons[:limit],
-            sources=slate.sources[:limit],
-            personal=slate.personal[:limit],
-            truncated=slate.truncated or limit < len(slate),
-        )
-
-    return rank
 
 
 class SharedSlates:
@@ -269,62 +237,19 @@ class Recommender:
         """Filters and rules over the slate; ``NeedsRanking`` when it falls short."""
         excluded = self._excluded(state, filters)
         pinned = self._pinned()
-        sources = {s for s in slate.sources if s is not None}
-        records = await self.cache.fetch(
-            self.redis, [item_record_read(i) for i in [*slate.items, *sorted(sources), *pinned]]
-        )
-        return self._select(
-            slate_ranking(slate, self.catalog), records, excluded, pinned, n, filters
-        )
-
-    def _select(
-        self,
-        rank: Callable[[int | None], Ranked],
-        records: Mapping[Read, Any],
-        excluded: set[str],
-        pinned: list[str],
-        n: int,
-        filters: Filters,
-    ) -> tuple[list[dict[str, Any]], bool]:
-        pinned_records = {
-            item: record
-            for item in pinned
-            if item not in excluded
-            and (record := _record(records, item))
-            and passes(record, filters)
-        }
-        personal: dict[str, bool] = {}
-
-        def ranked(limit: int | None) -> Ranked:
-            found = rank(limit)
-            keep = [i for i, item in enumerate(found.items) if item not in excluded]
-            if len(keep) < len(found):
-                found = Ranked(
-                    items=[found.items[i] for i in keep],
-                    codes=[found.codes[i] for i in keep],
-                    scores=[found.scores[i] for i in keep],
-                    models=[found.models[i] for i in keep],
-                    reasons=[found.reasons[i] for i in keep],
-                    sources=[found.sources[i] for i in keep],
-                    personal=[found.personal[i] for i in keep],
-                    truncated=found.truncated,
-                )
-            personal.update(zip(found.items, found.personal, strict=True))
-            return found
-
-        _, final = select(
-            ranked,
-            lambda item: _record(records, item),
-            lambda found, i: self._reason(found, i),
+        records = await self.cache.records(self.redis, [*slate.items, *pinned])
+        rank = slate_ranking(slate, self.catalog)
+        catalog = self.catalog
+        return serve(
+            rank,
+            lambda item: records.get(item) or {},
+            lambda item: catalog.title(catalog.items.find(item)),
+            excluded,
+            pinned,
+            n,
             filters,
             self.config.rules,
-            n,
-            pinned_records,
         )
-        items = [
-            {"item_id": c.item_id, "score": round(c.score, 6), "reason": c.reason} for c in final
-        ]
-        return items, any(personal.get(c.item_id, False) for c in final)
 
     async def _ranked(
         self,
@@ -367,7 +292,7 @@ class Recommender:
             in_pool.add(context_item)
         pinned = self._pinned()
         scoring = await self._score(ranker, query, user_id, in_pool, pinned)
-        answer = self._select(
+        answer = self._serve(
             scoring.rank, scoring.state, self._excluded(state, filters), pinned, n, filters
         )
         if cold_key:
@@ -434,11 +359,26 @@ class Recommender:
         state = {**candidate_state, **await self.cache.fetch(self.redis, reads)}
         return Scoring(ranker, query, pool, state, self.catalog)
 
-    def _reason(self, ranked: Ranked, i: int) -> str:
-        source = ranked.sources[i]
-        if source is None:
-            return ranked.reasons[i]
-        return ranked.reasons[i] + self.catalog.title(self.catalog.items.find(source))
+    def _serve(
+        self,
+        rank: Callable[[int | None], Ranked],
+        records: Mapping[Read, Any],
+        excluded: set[str],
+        pinned: list[str],
+        n: int,
+        filters: Filters,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        catalog = self.catalog
+        return serve(
+            rank,
+            lambda item: _record(records, item),
+            lambda item: catalog.title(catalog.items.find(item)),
+            excluded,
+            pinned,
+            n,
+            filters,
+            self.config.rules,
+        )
 
     async def similar(
         self, item_id: str, n: int, now: int, kinds: tuple[str, ...] = KINDS
