@@ -180,6 +180,9 @@ class Catalog:
         return self.records[code] or {}
 
     def title(self, code: int) -> str:
+        """The item's title, else its id ("" for a code outside the table)."""
+        if not 0 <= code < len(self.items):
+            return ""
         return self.record(code).get("title") or self.items.names[code]
 
 

@@ -237,13 +237,13 @@ class Recommender:
         """Filters and rules over the slate; ``NeedsRanking`` when it falls short."""
         excluded = self._excluded(state, filters)
         pinned = self._pinned()
-        records = await self.cache.records(self.redis, [*slate.items, *pinned])
+        sources = list(dict.fromkeys(s for s in slate.sources if s is not None))
+        records = await self.cache.records(self.redis, [*slate.items, *sources, *pinned])
         rank = slate_ranking(slate, self.catalog)
-        catalog = self.catalog
         return serve(
             rank,
             lambda item: records.get(item) or {},
-            lambda item: catalog.title(catalog.items.find(item)),
+            lambda item: (records.get(item) or {}).get("title") or item,
             excluded,
             pinned,
             n,

@@ -47,12 +47,16 @@ VOLATILE_KEYS = (
     "currents:applied:",  # one marker per part of a batch: random tokens, a TTL of an hour
     "currents:campaigns",
     "currents:campaign:thanks:versions",
+    # Slates are derived views, ranked whenever the refresher gets to a shopper (with
+    # processing-time stamps and whatever the shared reads held then): not event state.
+    "currents:slate:",
+    "currents:slates:",
 )
-VOLATILE_SUFFIXES = (":backfill",)
+VOLATILE_SUFFIXES = (":backfill", ":slate")
 # Segment-scoped trending counts an event for the segments its user held when the batch
 # began, so batch boundaries move it (docs/reliability.md); every other scope is exact.
 BATCH_DEPENDENT_KEYS = ("currents:pop:short:segment:", "currents:pop:long:segment:")
-VOLATILE_COUNTERS = {"duplicates"}
+VOLATILE_COUNTERS = {"duplicates", "slates"}
 # Blob fields stamped with processing time (not event time): compared without the stamp.
 PROMOTION_TIME_FIELDS = {"created_at", "expires_at"}
 
