@@ -57,8 +57,15 @@ class Vocabulary:
         return self._codes.get(name, NO_CODE)
 
     def codes(self, names: Iterable[str]) -> Codes:
-        code = self.code
-        return np.fromiter((code(name) for name in names), np.int64)
+        # A slate's hundred lookups on every request: a dict.get list comprehension,
+        # new names handed codes only when there are any.
+        names = names if isinstance(names, list) else list(names)
+        get = self._codes.get
+        found = [get(name, NO_CODE) for name in names]
+        if NO_CODE in found:
+            code = self.code
+            found = [code(name) for name in names]
+        return np.array(found, np.int64)
 
     def names_of(self, codes: Codes | Sequence[int]) -> list[str]:
         names = self.names

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from currents.slate import Slate
-from online_models.arrays import Catalog
 from online_models.ranking import Ranked
 from serving.business_rules import Candidate, Rule, apply_rules, chosen_before_pins
 
@@ -107,10 +106,10 @@ class NeedsRanking(Exception):
         self.reason = reason
 
 
-def slate_ranking(slate: Slate, catalog: Catalog) -> Callable[[int | None], Ranked]:
-    """The slate as the head of its ranking, for :func:`serve`; asking past its end when
-    the ranking held more (or for all of it, as boost rules do) raises NeedsRanking."""
-    codes = catalog.codes(slate.items).tolist()
+def slate_ranking(slate: Slate, codes: list[int]) -> Callable[[int | None], Ranked]:
+    """The slate (its items' ``codes`` alongside) as the head of its ranking, for
+    :func:`serve`; asking past its end when the ranking held more (or for all of it, as
+    boost rules do) raises NeedsRanking."""
 
     def rank(limit: int | None) -> Ranked:
         if limit is None or limit > len(slate):
@@ -160,6 +159,8 @@ def serve(
     """A response's items from a ranking (a slate or one made on the spot): ``excluded``
     left out, the filters, then the rules; and whether anything personal shaped it.
     An item's reason names the title of the item it comes from."""
+    if plain(filters, rules):
+        return _first_available(rank, record_of, title_of, excluded, n)
     pinned_records = {
         item: record
         for item in pinned
@@ -189,3 +190,48 @@ def serve(
             reason += title_of(source)
         items.append({"item_id": chosen.item_id, "score": round(chosen.score, 6), "reason": reason})
     return items, any(personal.get(c.item_id, False) for c in final)
+
+
+def plain(filters: Filters, rules: list[Rule]) -> bool:
+    """No filter but stock and ``exclude``, no active rule: the answer is the ranking's
+    first ``n`` available items, in order (the storefront's default request)."""
+    return (
+        filters.category is None
+        and filters.min_price is None
+        and filters.max_price is None
+        and filters.diversity is None
+        and not any(r.active for r in rules)
+    )
+
+
+def _first_available(
+    rank: Callable[[int | None], Ranked],
+    record_of: Callable[[str], Mapping[str, str]],
+    title_of: Callable[[str], str],
+    excluded: Collection[str],
+    n: int,
+) -> tuple[list[dict[str, Any]], bool]:
+    """What :func:`select` and the rules give for a :func:`plain` request, without
+    building a candidate per item of the head: walk the ranking, skip what is excluded
+    or out of stock, stop at ``n``."""
+    limit: int | None = HEAD_FACTOR * n + HEAD_SLACK
+    while True:
+        found = rank(limit)
+        chosen = []
+        for i, item in enumerate(found.items):
+            if item in excluded or record_of(item).get("in_stock") == "0":
+                continue
+            chosen.append(i)
+            if len(chosen) == n:
+                break
+        if len(chosen) == n or not found.truncated or limit is None:
+            break
+        limit = None
+    items = []
+    for i in chosen:
+        source = found.sources[i]
+        reason = found.reasons[i] if source is None else found.reasons[i] + title_of(source)
+        items.append(
+            {"item_id": found.items[i], "score": round(found.scores[i], 6), "reason": reason}
+        )
+    return items, any(found.personal[i] for i in chosen)

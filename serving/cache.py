@@ -37,6 +37,8 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from currents import keys
 from currents.redis_client import AsyncRedis
 from currents.redis_reads import fetch_reads
@@ -81,8 +83,9 @@ class ReadCache:
         self._changes = 0
         self._changed_at: dict[Read, int] = {}
         self._dropped_at = 0
-        # Item -> until when its record in ``catalog`` is fresh: the slate path's lookups.
-        self._record_until: dict[str, float] = {}
+        # Per item code: until when its record in ``catalog`` is fresh (the slate path
+        # checks a whole slate with one vector comparison).
+        self._record_until = np.zeros(0)
 
     def lookup(self, reads: Iterable[Read]) -> tuple[dict[Read, Any], list[Read]]:
         """Fresh cached replies, and the reads that must go to Redis."""
@@ -112,7 +115,7 @@ class ReadCache:
                 if since is not None and (since < dropped_at or changed_at.get(read, -1) >= since):
                     continue  # changed while this fetch was in flight
                 self._entries[read] = (catalog_expires, reply)
-                self._record_until[keys.item_of_key(read[1])] = catalog_expires
+                self._fresh_until(self.catalog.code(keys.item_of_key(read[1])), catalog_expires)
             else:
                 self._entries[read] = (expires, reply)
 
@@ -128,36 +131,37 @@ class ReadCache:
         for item_id in item_ids:
             read = hgetall(keys.item_record(item_id))
             self._entries.pop(read, None)
-            self._record_until.pop(item_id, None)
+            self._fresh_until(self.catalog.items.find(item_id), 0.0)
             self._changed_at[read] = self._changes
         self._changes += 1
 
     def drop_catalog(self) -> None:
         """Forget every cached item record (changes may have been missed)."""
         self._entries = {r: e for r, e in self._entries.items() if not is_catalog_record(r)}
-        self._record_until.clear()
+        self._record_until[:] = 0.0
         self._changed_at.clear()
         self._dropped_at = self._changes = self._changes + 1
 
-    async def records(self, redis: AsyncRedis, items: Iterable[str]) -> dict[str, dict[str, str]]:
-        """Catalog records of ``items`` (unknown items: empty), from the catalog table when
-        fresh, the rest in one round trip: a request filters a whole slate with this, so
-        a hit costs a dict lookup, not a read tuple and a key string."""
+    def _fresh_until(self, code: int, until: float) -> None:
+        if code < 0:
+            return
+        if code >= len(self._record_until):
+            grown = np.zeros(max(code + 1, 2 * len(self._record_until), 1024))
+            grown[: len(self._record_until)] = self._record_until
+            self._record_until = grown
+        self._record_until[code] = until
+
+    async def refresh_records(self, redis: AsyncRedis, codes: np.ndarray) -> None:
+        """Make the catalog rows of ``codes`` fresh: the ones that are not are read in one
+        round trip (none, in the steady state of a process following the catalog)."""
         now = self._now = self.clock()
         until = self._record_until
-        catalog = self.catalog
-        found: dict[str, dict[str, str]] = {}
-        missing: list[str] = []
-        for item in items:
-            if until.get(item, 0.0) > now:
-                found[item] = catalog.record(catalog.items.find(item))
-            else:
-                missing.append(item)
-        if missing:
-            fetched = await self.fetch(redis, [hgetall(keys.item_record(i)) for i in missing])
-            for item in missing:
-                found[item] = fetched.get(hgetall(keys.item_record(item))) or {}
-        return found
+        inside = codes < len(until)
+        stale = codes[~inside].tolist()
+        stale += codes[inside][until[codes[inside]] <= now].tolist()
+        if stale:
+            names = self.catalog.items.names
+            await self.fetch(redis, [hgetall(keys.item_record(names[c])) for c in set(stale)])
 
     async def fetch(
         self, redis: AsyncRedis, reads: Iterable[Read], in_hand: Mapping[Read, Any] | None = None

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import astuple, dataclass, field
 from typing import Any
 
+import numpy as np
 from redis.exceptions import RedisError
 
 from currents import keys
@@ -237,13 +238,14 @@ class Recommender:
         """Filters and rules over the slate; ``NeedsRanking`` when it falls short."""
         excluded = self._excluded(state, filters)
         pinned = self._pinned()
-        sources = list(dict.fromkeys(s for s in slate.sources if s is not None))
-        records = await self.cache.records(self.redis, [*slate.items, *sources, *pinned])
-        rank = slate_ranking(slate, self.catalog)
+        catalog = self.catalog
+        codes = catalog.codes(slate.items)
+        named = catalog.codes([*(s for s in slate.sources if s is not None), *pinned])
+        await self.cache.refresh_records(self.redis, np.concatenate([codes, named]))
         return serve(
-            rank,
-            lambda item: records.get(item) or {},
-            lambda item: (records.get(item) or {}).get("title") or item,
+            slate_ranking(slate, codes.tolist()),
+            lambda item: catalog.record(catalog.items.find(item)),
+            lambda item: catalog.title(catalog.items.find(item)),
             excluded,
             pinned,
             n,

@@ -91,7 +91,7 @@ def _answers(user: str, n: int, filters: Filters, rules: list[Rule]) -> tuple[An
     slate = decode_slate(encode_slate(builder.slate(plan, reads, NOW)))
     args = (record_of, title_of, excluded, pinned, n, filters, rules)
     try:
-        from_slate = serve(slate_ranking(slate, catalog), *args)
+        from_slate = serve(slate_ranking(slate, catalog.codes(slate.items).tolist()), *args)
     except NeedsRanking:
         from_slate = None  # the API ranks on the spot: that is the other answer
     assert plan.pool is not None
@@ -161,3 +161,24 @@ def test_the_slate_answers_most_requests_itself() -> None:
         for user in users[:40]
     )
     assert answered >= 36
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    who=st.integers(0, 10_000),
+    n=st.integers(1, 40),
+    exclude=st.sampled_from(["purchased", "viewed"]),
+)
+def test_the_default_request_walk_is_what_selection_and_rules_give(
+    who: int, n: int, exclude: str
+) -> None:
+    """The shortcut for requests without filters or rules (``plain``) answers exactly
+    what the general path (select, then the rules) answers: an active rule that matches
+    nothing sends the same request down the general path."""
+    users = shop_state()[3]
+    user = users[who % len(users)]
+    filters = Filters(exclude)  # type: ignore[arg-type]
+    nothing = [Rule(kind="block", category="no-such-category")]
+    _, plain_answer = _answers(user, n, filters, [])
+    _, general_answer = _answers(user, n, filters, nothing)
+    assert plain_answer == general_answer
