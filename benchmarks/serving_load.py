@@ -50,6 +50,7 @@ CONNECTIONS = 32
 TICK_S = 0.05
 NOOP_RATE = 1000.0
 SLATES_WAIT_S = 180.0
+SLATES_READY_SHARE = 0.9
 
 
 def slate_stats(metrics_text: str) -> dict[str, Any]:
@@ -170,7 +171,7 @@ async def _measure(
                 done = now
                 await asyncio.sleep(0.2)
         # A live shop's shoppers have slates from their own events; this one's history
-        # arrived all at once, so wait (bounded) for the worker to rank everyone in it.
+        # arrived all at once, so wait (bounded) for the worker to rank nearly everyone.
         slates_started = time.monotonic()
         profiles = slates = 0
         with tqdm(desc="slates", unit="slate") as bar:
@@ -180,7 +181,8 @@ async def _measure(
                 slates = sum(1 for _ in counters.scan_iter("{u:*}:slate", count=1000))
                 bar.total = profiles
                 bar.update(slates - bar.n)
-                if slates >= profiles:
+                # New shoppers keep arriving with the ingest; the newest wait their turn.
+                if slates >= SLATES_READY_SHARE * profiles:
                     break
                 await asyncio.sleep(1.0)
         slates_wait_s = round(time.monotonic() - slates_started, 1)

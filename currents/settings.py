@@ -131,12 +131,20 @@ class Settings(BaseSettings):
         description="Default hybrid blend: model -> weight.",
     )
     # --- slates (docs/recommenders.md) ----------------------------------------------------
+    slates: bool = Field(
+        True, description="Materialise slates in the worker (off: the API ranks every request)."
+    )
     slate_size: int = Field(100, ge=1, le=500, description="Items in a materialised slate.")
     slate_ttl_s: int = Field(
         7 * 86_400, ge=60, description="A slate expires after this long without an event."
     )
     slate_max_age_s: float = Field(
         300.0, gt=0, description="A slate read older than this is ranked again by the worker."
+    )
+    slate_max_behind_ms: int = Field(
+        0,
+        ge=0,
+        description="A slate missing the shopper's newest event for longer is ranked on the spot.",
     )
     slate_share: float = Field(
         0.1,

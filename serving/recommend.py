@@ -132,6 +132,7 @@ class Recommender:
         self.shared = SharedSlates(redis)
         self.served = ServedRecords(redis, RECORD_TTL_S)
         self.max_age_ms = int(settings.slate_max_age_s * 1000)
+        self.max_behind_ms = settings.slate_max_behind_ms
         self._refreshes: list[tuple[int, str]] = []
         self._refresher: asyncio.Task[None] | None = None
 
@@ -182,6 +183,8 @@ class Recommender:
             reason = "no slate"
             if slate is not None and slate.variant != variant_name:
                 slate, reason = None, "other variant"
+            elif slate is not None and self._behind(slate, state, now):
+                slate, reason = None, "behind"
             if slate is None or now - slate.built_ms > self.max_age_ms:
                 self._request_refresh(user_id, state)
         answer = None
@@ -217,6 +220,15 @@ class Recommender:
             slate_age_ms=age_ms,
             source=source,
         )
+
+    def _behind(self, slate: Slate, state: UserState, now: int) -> bool:
+        """The slate misses the shopper's newest event, and has for longer than
+        ``slate_max_behind_ms`` (the worker is about to rank it; until then a few
+        requests may see the list from just before)."""
+        newest = state.seen_ids[-1] if state.seen_ids else None
+        if newest is None or newest == slate.as_of_event:
+            return False
+        return now - (state.last_seen or now) > self.max_behind_ms
 
     def _excluded(self, state: UserState, filters: Filters) -> set[str]:
         """What ``exclude`` removes from a personal answer, from the profile just read."""

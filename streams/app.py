@@ -196,6 +196,8 @@ def create_app(settings: Settings) -> faust.App:
                 compute=compute,
             )
             config = resources["config"] = ConfigStore(redis())
+            if not settings.slates:
+                return created
             created.slates = SlateRefresher(
                 redis(),
                 SlateBuilder(settings),
