@@ -142,7 +142,7 @@ class Settings(BaseSettings):
         300.0, gt=0, description="A slate read older than this is ranked again by the worker."
     )
     slate_max_behind_ms: int = Field(
-        0,
+        250,
         ge=0,
         description="A slate missing the shopper's newest event for longer is ranked on the spot.",
     )

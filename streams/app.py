@@ -204,6 +204,7 @@ def create_app(settings: Settings) -> faust.App:
                 sink.apply,
                 settings=settings,
                 experiment=config.active_experiment,
+                backlogged=lambda: resources.get("backlogged", False),
                 owned_partitions=owned_partitions,
                 compute=compute,
             )
@@ -224,7 +225,18 @@ def create_app(settings: Settings) -> faust.App:
             settings.worker_batch_size, within=settings.worker_batch_within_s
         ):
             records = [RawRecord(e.value, e.message.partition, e.message.offset) for e in batch]
+            # A batch that was ready at once (full, or without waiting for the window to
+            # close), or a previous one holding a batch's worth of events (packed
+            # records), means more are queued: slates then take only their share.
+            waited = time.monotonic() - resources.get("handled_at", 0.0)
+            resources["backlogged"] = (
+                len(batch) >= settings.worker_batch_size
+                or waited < settings.worker_batch_within_s / 2
+                or resources.get("last_events", 0) >= settings.worker_batch_size
+            )
             stats = await batch_handler.handle(records)
+            resources["handled_at"] = time.monotonic()
+            resources["last_events"] = stats.applied + stats.duplicates + stats.dead_letters
             log.debug("batch applied", extra=asdict(stats))
 
     async def sweep_once() -> None:

@@ -8,7 +8,8 @@ slates are out of date, ranks them in chunks (three pipelined round trips per ch
 matter its size), and lands each chunk's writes in one script call.
 
 Slates take the worker's idle time, and ``slate_share`` of the CPU time everything else
-takes: under a backlog they take at most that share, so ingest never waits for them. A
+takes; while batches are queued (the last one came full) only that share, so ingest keeps
+the rest. A
 shopper marked again before their turn is ranked once: under a backlog a slate reflects
 several batches at once instead of slowing every one of them down.
 """
@@ -42,7 +43,9 @@ from serving.experiments import Experiment, Variant, assign
 
 log = logging.getLogger("currents.worker.slates")
 
-CHUNK = 32
+# Shoppers ranked per chunk: small enough that a chunk never holds ingest up for long
+# (about 2 ms of work each), large enough to share the round trips.
+CHUNK = 8
 # Shared reads (neighbour lists, trending, item records) are cached this long in the
 # worker: far inside the staleness bound that ``slate_max_age_s`` sets for them anyway.
 SHARED_READS_TTL_S = 5.0
@@ -199,6 +202,7 @@ class SlateRefresher:
         *,
         settings: Settings,
         experiment: Callable[[], Experiment | None] = lambda: None,
+        backlogged: Callable[[], bool] = lambda: False,
         owned_partitions: Callable[[], set[int]] = set,
         compute: Executor | None = None,
         clock: Callable[[], int] = lambda: int(time.time() * 1000),
@@ -208,6 +212,7 @@ class SlateRefresher:
         self.apply = apply
         self.share = settings.slate_share
         self.experiment = experiment
+        self.backlogged = backlogged
         self.owned_partitions = owned_partitions
         self.compute = compute
         self.clock = clock
@@ -319,15 +324,17 @@ class SlateRefresher:
 
     # --- the loop ----------------------------------------------------------------------------
     def _earn(self) -> float:
-        """Credit earned since the last look: the time this process sat idle, and
-        ``share`` of the CPU time everything else in it took (capped at
-        ``MAX_CREDIT_S``). Under a backlog the process is never idle, so slates get
-        their share and no more; otherwise they take what ingest leaves."""
+        """Credit earned since the last look: the time this process sat idle (unless
+        batches are queued), and ``share`` of the CPU time everything else in it took
+        (capped at ``MAX_CREDIT_S``). Under a backlog slates get their share and no
+        more; otherwise they take what ingest leaves."""
         wall, cpu, spent = time.perf_counter(), time.process_time(), self._spent
         last_wall, last_cpu, last_spent = self._checked
         self._checked = (wall, cpu, spent)
         used = cpu - last_cpu
-        idle = max(0.0, (wall - last_wall) - used)
+        # Waiting on Redis or the broker leaves this process idle; with batches queued
+        # that wait is ingest's, not time to spend on slates.
+        idle = 0.0 if self.backlogged() else max(0.0, (wall - last_wall) - used)
         others = max(0.0, used - (spent - last_spent))
         self._credit = min(MAX_CREDIT_S, self._credit + idle + self.share * others)
         return self._credit

@@ -108,3 +108,21 @@ def test_a_stale_slate_is_served_and_ranked_again(engine: Engine, unique: str) -
         lambda: (s := _slate(engine, user)) and s.built_ms > slate.built_ms + 500_000,
         what="the worker to rank the stale slate again",
     )
+
+
+def test_a_slate_behind_the_shoppers_events_is_not_served(engine: Engine, unique: str) -> None:
+    a, b = f"a-{unique}", f"b-{unique}"
+    user = f"u-{unique}"
+    engine.post_events([item(a), item(b)])
+    teach_pairs(engine, unique, [(a, b)])
+    engine.post_events(interaction("product_viewed", user, a))
+    slate = poll(lambda: _slate(engine, user), what="a slate")
+    # As if the worker had not yet ranked the shopper's newest event.
+    slate.as_of_event = "0" * 12
+    with engine.redis() as r:
+        r.set(keys.user_slate(user), encode_slate(slate), keepttl=True)
+    time.sleep(0.3)  # past CURRENTS_SLATE_MAX_BEHIND_MS
+    body = recommendations(engine, user)
+    assert body["source"] == "ranked"
+    assert body["items"][0]["item_id"] == b and body["personalized"] is True
+    assert body["as_of"]["event"] != slate.as_of_event
