@@ -224,7 +224,7 @@ class SlateRefresher:
         self.shared_built = 0
         self._shared_at = 0.0
         self._scope_turn = 0
-        # Seconds of work slates may still do now (see :meth:`_wait_turn`).
+        # Seconds of work slates may still do now (see :meth:`_earn`).
         self._credit = 0.0
         self._checked = (time.perf_counter(), time.process_time(), 0.0)  # wall, CPU, slates
         self._spent = 0.0
