@@ -77,6 +77,7 @@ _BLOB_KEYS = {
     "promotions": "pr",
     "promotion_ids": "pi",
     "consent": "cn",
+    "applied_at": "aa",
 }
 
 
@@ -143,6 +144,9 @@ class UserState:
     promotion_ids: list[str] = field(default_factory=list)
     # [personalization, marketing, ts] from the newest consent_updated event, if any.
     consent: list[Any] | None = None
+    # When the worker applied the newest of ``seen_ids`` (its clock, ms): how long a slate
+    # that does not reflect that event has been behind.
+    applied_at: int | None = None
 
     def to_bytes(self) -> bytes:
         data = {"v": SCHEMA_VERSION}

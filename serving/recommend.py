@@ -228,7 +228,7 @@ class Recommender:
         newest = state.seen_ids[-1] if state.seen_ids else None
         if newest is None or newest == slate.as_of_event:
             return False
-        return now - (state.last_seen or now) > self.max_behind_ms
+        return now - (state.applied_at or now) > self.max_behind_ms
 
     def _excluded(self, state: UserState, filters: Filters) -> set[str]:
         """What ``exclude`` removes from a personal answer, from the profile just read."""

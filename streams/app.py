@@ -138,6 +138,16 @@ def create_app(settings: Settings) -> faust.App:
         assignment = app.consumer.assignment() if app.consumer else set()
         return {tp.partition for tp in assignment if tp.topic == settings.events_topic}
 
+    def queued_records(batch: Sequence[Any]) -> int:
+        last: dict[Any, int] = {}
+        for event in batch:
+            tp = event.message.tp
+            last[tp] = max(last.get(tp, -1), event.message.offset)
+        consumer = app.consumer
+        return sum(
+            max(0, (consumer.highwater(tp) or 0) - offset - 1) for tp, offset in last.items()
+        )
+
     def owns(user_id: str, state: UserState) -> bool:
         partition = state.partition
         if partition is None:
@@ -225,18 +235,10 @@ def create_app(settings: Settings) -> faust.App:
             settings.worker_batch_size, within=settings.worker_batch_within_s
         ):
             records = [RawRecord(e.value, e.message.partition, e.message.offset) for e in batch]
-            # A batch that was ready at once (full, or without waiting for the window to
-            # close), or a previous one holding a batch's worth of events (packed
-            # records), means more are queued: slates then take only their share.
-            waited = time.monotonic() - resources.get("handled_at", 0.0)
-            resources["backlogged"] = (
-                len(batch) >= settings.worker_batch_size
-                or waited < settings.worker_batch_within_s / 2
-                or resources.get("last_events", 0) >= settings.worker_batch_size
-            )
             stats = await batch_handler.handle(records)
-            resources["handled_at"] = time.monotonic()
-            resources["last_events"] = stats.applied + stats.duplicates + stats.dead_letters
+            # Records already in the log past this batch: while more than one per
+            # partition waits, slates take only their share of the worker.
+            resources["backlogged"] = queued_records(batch) > len(owned_partitions())
             log.debug("batch applied", extra=asdict(stats))
 
     async def sweep_once() -> None:

@@ -172,6 +172,7 @@ class BatchProcessor:
             if not self._first_delivery(state, positioned):
                 result.duplicates += 1
                 continue
+            state.applied_at = batch.now
             if event.type == "consent_updated":
                 props = event.props
                 apply_consent(

@@ -285,6 +285,7 @@ def _blob(value: bytes) -> Any:
         for name in PROMOTION_TIME_FIELDS:
             promotion.pop(name, None)
     blob.pop("cs", None)  # send times are processing times; the sends are in "pi"
+    blob.pop("aa", None)  # when the newest event was applied: processing time too
     return blob
 
 
