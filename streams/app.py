@@ -33,6 +33,8 @@ from streams.sink import RedisSink
 from streams.slates import SlateBuilder, SlateRefresher
 
 log = logging.getLogger("currents.worker")
+# Ingest counts as behind (slates then yield) once its newest record is this old.
+BEHIND_S = 0.25
 
 
 class _ShortFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -138,16 +140,6 @@ def create_app(settings: Settings) -> faust.App:
         assignment = app.consumer.assignment() if app.consumer else set()
         return {tp.partition for tp in assignment if tp.topic == settings.events_topic}
 
-    def queued_records(batch: Sequence[Any]) -> int:
-        last: dict[Any, int] = {}
-        for event in batch:
-            tp = event.message.tp
-            last[tp] = max(last.get(tp, -1), event.message.offset)
-        consumer = app.consumer
-        return sum(
-            max(0, (consumer.highwater(tp) or 0) - offset - 1) for tp, offset in last.items()
-        )
-
     def owns(user_id: str, state: UserState) -> bool:
         partition = state.partition
         if partition is None:
@@ -236,9 +228,10 @@ def create_app(settings: Settings) -> faust.App:
         ):
             records = [RawRecord(e.value, e.message.partition, e.message.offset) for e in batch]
             stats = await batch_handler.handle(records)
-            # Records already in the log past this batch: while more than one per
-            # partition waits, slates take only their share of the worker.
-            resources["backlogged"] = queued_records(batch) > len(owned_partitions())
+            # Ingest is behind when the newest record of the batch just handled was
+            # produced a while ago: then slates take only their share of the worker.
+            newest = max((e.message.timestamp or 0.0) for e in batch) if batch else 0.0
+            resources["backlogged"] = bool(batch) and time.time() - newest > BEHIND_S
             log.debug("batch applied", extra=asdict(stats))
 
     async def sweep_once() -> None:

@@ -8,7 +8,7 @@ slates are out of date, ranks them in chunks (three pipelined round trips per ch
 matter its size), and lands each chunk's writes in one script call.
 
 Slates take the worker's idle time, and ``slate_share`` of the CPU time everything else
-takes; while records are queued in the log behind the batch just handled, only that
+takes; while ingest is behind (its newest record was produced a while ago), only that
 share, so ingest keeps the rest. A shopper marked again before their turn is ranked once:
 under a backlog a slate reflects several batches at once instead of slowing every one of
 them down.
