@@ -73,8 +73,9 @@ def shared_slate(scope: str, variant: str | None) -> str:
 
 
 def slate_refresh(partition: int) -> str:
-    """Set: users whose slate was read older than ``slate_max_age_s``; the worker owning
-    ``partition`` pops them and ranks them again."""
+    """Set: users the API found without a current slate (none, behind their events, or
+    older than ``slate_max_age_s``); the worker owning ``partition`` pops them and ranks
+    them before the shoppers nobody asked for."""
     return f"{PREFIX}:slates:refresh:p{partition}"
 
 

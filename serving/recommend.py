@@ -186,6 +186,7 @@ class Recommender:
             elif slate is not None and self._behind(slate, state, now):
                 slate, reason = None, "behind"
             if slate is None or now - slate.built_ms > self.max_age_ms:
+                # Browsing now: their worker ranks them before shoppers nobody asked for.
                 self._request_refresh(user_id, state)
         answer = None
         if slate is not None:

@@ -217,8 +217,10 @@ class SlateRefresher:
         self.compute = compute
         self.clock = clock
         self.cache = ReadCache(builder.catalog, ttl_s=SHARED_READS_TTL_S)
-        # Shoppers waiting for a slate, oldest mark first (dicts keep insertion order).
+        # Shoppers waiting for a slate, oldest mark first (dicts keep insertion order);
+        # the ones the API asked for go first.
         self.dirty: dict[str, float] = {}
+        self.requested: dict[str, float] = {}
         self.wake = asyncio.Event()
         self.built = 0
         self.shared_built = 0
@@ -229,21 +231,26 @@ class SlateRefresher:
         self._checked = (time.perf_counter(), time.process_time(), 0.0)  # wall, CPU, slates
         self._spent = 0.0
 
-    def mark(self, users: Iterable[str]) -> None:
+    def mark(self, users: Iterable[str], *, requested: bool = False) -> None:
+        """Queue ``users`` for a slate; ``requested`` ones (the API served them a slate
+        that was behind or old: they are browsing now) go before the rest."""
         now = time.monotonic()
+        queue = self.requested if requested else self.dirty
         for user in users:
-            self.dirty.setdefault(user, now)
-        if self.dirty:
+            queue.setdefault(user, now)
+        if self.dirty or self.requested:
             self.wake.set()
 
     def take(self, n: int = CHUNK) -> list[str]:
-        taken = []
-        for user in self.dirty:
-            taken.append(user)
-            if len(taken) == n:
-                break
+        taken: list[str] = []
+        for queue in (self.requested, self.dirty):
+            for user in queue:
+                if len(taken) == n:
+                    break
+                taken.append(user)
         for user in taken:
-            del self.dirty[user]
+            self.requested.pop(user, None)
+            self.dirty.pop(user, None)
         return taken
 
     async def _run_compute(self, work: Callable[[], Any]) -> Any:
@@ -320,7 +327,7 @@ class SlateRefresher:
         for partition in owned:
             pipe.spop(keys.slate_refresh(partition), REFRESH_POP)
         for popped in await pipe.execute():
-            self.mark(as_text(user) for user in popped or ())
+            self.mark((as_text(user) for user in popped or ()), requested=True)
 
     # --- the loop ----------------------------------------------------------------------------
     def _earn(self) -> float:
@@ -352,7 +359,7 @@ class SlateRefresher:
                     polled = time.monotonic()
                     await self._requested()
                     await self._timed(self.refresh_shared())
-                if not self.dirty:
+                if not (self.dirty or self.requested):
                     self.wake.clear()
                     try:
                         await asyncio.wait_for(self.wake.wait(), REFRESH_POLL_S)

@@ -30,6 +30,14 @@ def test_a_shopper_marked_again_before_their_turn_is_ranked_once_in_first_mark_o
     assert slates.take(10) == []
 
 
+def test_shoppers_the_api_asked_for_go_first() -> None:
+    slates = refresher()
+    slates.mark(["a", "b", "c"])
+    slates.mark(["c", "d"], requested=True)
+    assert slates.take(3) == ["c", "d", "a"]
+    assert slates.take(3) == ["b"]
+
+
 def test_idle_time_is_credit_unless_batches_are_queued() -> None:
     idle = refresher()
     queued = refresher(backlogged=True)
