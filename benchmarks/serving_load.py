@@ -66,6 +66,8 @@ def slate_stats(metrics_text: str) -> dict[str, Any]:
             found = dict(part.split("=", 1) for part in labels.split(",") if "=" in part)
             source = found.get("source", "").strip('"')
             sources[source] += int(float(value))
+            if source == "slate" and found.get("reason", "").strip('"') == "behind":
+                reasons["served behind"] += int(float(value))
             if source == "ranked":
                 reasons[found.get("reason", "").strip('"')] += int(float(value))
         elif line.startswith("currents_slate_age_seconds_bucket{"):
@@ -84,7 +86,7 @@ def slate_stats(metrics_text: str) -> dict[str, Any]:
         "requests": total,
         "by_source": dict(sources),
         "fallbacks_per_1000": round(1000 * sources["ranked"] / total, 1) if total else None,
-        "fallback_reasons": dict(reasons),
+        "fallback_reasons": dict(reasons),  # and "served behind": slates past the catch-up budget
         "slate_age_p50_ms_at_most": quantile(0.5),
         "slate_age_p99_ms_at_most": quantile(0.99),
     }

@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         ge=0,
         description="A slate missing the shopper's newest event for longer is ranked on the spot.",
     )
+    slate_catch_up_per_s: float = Field(
+        100.0,
+        ge=0,
+        description="Rankings per second and API process for shoppers whose slate is behind.",
+    )
     slate_share: float = Field(
         0.1,
         gt=0,

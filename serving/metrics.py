@@ -64,7 +64,8 @@ class ApiMetrics:
         self.recommendations = Counter(
             "currents_recommendations_total",
             "Recommendations served, by source (slate, shared, ranked) and, for rankings "
-            "made on the spot, why the slate could not answer.",
+            "made on the spot, why the slate could not answer (slate/behind: served "
+            "although behind, past the catch-up budget).",
             ["source", "reason"],
             registry=self.registry,
         )

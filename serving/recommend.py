@@ -133,6 +133,9 @@ class Recommender:
         self.served = ServedRecords(redis, RECORD_TTL_S)
         self.max_age_ms = int(settings.slate_max_age_s * 1000)
         self.max_behind_ms = settings.slate_max_behind_ms
+        self.catch_up_per_s = settings.slate_catch_up_per_s
+        self._catch_up_tokens = self.catch_up_per_s
+        self._catch_up_at = time.monotonic()
         self._refreshes: list[tuple[int, str]] = []
         self._refresher: asyncio.Task[None] | None = None
 
@@ -166,6 +169,7 @@ class Recommender:
         slate: Slate | None = None
         source = "slate"
         reason = "on demand"
+        behind = False
         if on_demand:
             pass
         elif context_item is not None:
@@ -183,9 +187,10 @@ class Recommender:
             reason = "no slate"
             if slate is not None and slate.variant != variant_name:
                 slate, reason = None, "other variant"
-            elif slate is not None and self._behind(slate, state, now):
+            behind = slate is not None and self._behind(slate, state, now)
+            if behind and self._catch_up():
                 slate, reason = None, "behind"
-            if slate is None or now - slate.built_ms > self.max_age_ms:
+            if behind or slate is None or now - slate.built_ms > self.max_age_ms:
                 # Browsing now: their worker ranks them before shoppers nobody asked for.
                 self._request_refresh(user_id, state)
         answer = None
@@ -200,7 +205,8 @@ class Recommender:
             answer = await self._ranked(user_id, state, n, filters, context_item, blend, variant)
             self.count(source, reason, None)
         else:
-            self.count(source, "", age_ms)
+            # A slate served although behind (the catch-up budget was spent) says so.
+            self.count(source, "behind" if behind else "", age_ms)
         items, personalized = answer
         recommendation_id = uuid.uuid4().hex
         served = [item["item_id"] for item in items]
@@ -230,6 +236,20 @@ class Recommender:
         if newest is None or newest == slate.as_of_event:
             return False
         return now - (state.applied_at or now) > self.max_behind_ms
+
+    def _catch_up(self) -> bool:
+        """Whether this process may rank a behind shopper on the spot now: at most
+        ``slate_catch_up_per_s``, so a worker that falls behind makes answers a little
+        staler (each says how fresh it is) instead of turning every request into a
+        ranking and the API into the bottleneck."""
+        wall = time.monotonic()
+        rate = self.catch_up_per_s
+        self._catch_up_tokens = min(rate, self._catch_up_tokens + (wall - self._catch_up_at) * rate)
+        self._catch_up_at = wall
+        if self._catch_up_tokens < 1:
+            return False
+        self._catch_up_tokens -= 1
+        return True
 
     def _excluded(self, state: UserState, filters: Filters) -> set[str]:
         """What ``exclude`` removes from a personal answer, from the profile just read."""

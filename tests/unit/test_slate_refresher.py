@@ -52,3 +52,16 @@ def test_credit_spent_is_waited_for() -> None:
     slates._credit = -0.02  # a chunk just overran its credit
     wait = slates._wait_s()
     assert 0 < wait <= 0.05
+
+
+def test_the_api_ranks_behind_shoppers_on_the_spot_only_within_its_budget() -> None:
+    from serving.recommend import Recommender
+
+    settings = Settings(
+        kafka_bootstrap="unused:0", redis_url="redis://unused", slate_catch_up_per_s=2
+    )
+    recommender = Recommender(None, settings, None)  # type: ignore[arg-type]  # no I/O here
+    assert [recommender._catch_up() for _ in range(3)] == [True, True, False]
+    time.sleep(0.6)  # one more token at two a second
+    assert recommender._catch_up() is True
+    assert recommender._catch_up() is False
