@@ -148,10 +148,9 @@ class Recommender:
         filters: Filters | None = None,
         context_item: str | None = None,
         blend: Mapping[str, float] | None = None,
-        on_demand: bool = False,
     ) -> Recommendation:
         """The shopper's recommendations: from their slate when it can answer, else
-        ranked on the spot (always, with ``on_demand``)."""
+        ranked on the spot."""
         filters = filters or Filters()
         replies: list[bytes | None] = await self.redis.mget(  # type: ignore[assignment]
             [keys.user_slate(user_id), keys.user_profile(user_id)]
@@ -168,11 +167,9 @@ class Recommender:
             blend = variant.blend
         slate: Slate | None = None
         source = "slate"
-        reason = "on demand"
+        reason = ""
         behind = False
-        if on_demand:
-            pass
-        elif context_item is not None:
+        if context_item is not None:
             reason = "context item"
         elif blend is not None and (variant is None or blend is not variant.blend):
             reason = "blend override"
@@ -201,7 +198,7 @@ class Recommender:
                 reason = needs.reason
         age_ms = None if slate is None else max(0, now - slate.built_ms)
         if answer is None:
-            source = "ranked"
+            source, age_ms = "ranked", None
             answer = await self._ranked(user_id, state, n, filters, context_item, blend, variant)
             self.count(source, reason, None)
         else:
