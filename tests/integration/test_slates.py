@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from currents import keys
-from currents.slate import decode_slate, encode_slate
+from currents.slate import Slate, decode_slate, encode_slate
 from schemas.profile import event_fingerprint
 from tests.integration.conftest import Engine, poll
 from tests.integration.test_pipeline import interaction, item, recommendations, teach_pairs
@@ -17,6 +17,21 @@ def _slate(engine: Engine, user: str) -> Any:
     with engine.redis() as r:
         raw = r.get(keys.user_slate(user))
     return decode_slate(raw) if raw else None
+
+
+def _viewer_with_slate(engine: Engine, unique: str) -> tuple[str, str, Slate]:
+    """A shopper who viewed a, whose slate (b first: a and b co-occur) has landed."""
+    a, b = f"a-{unique}", f"b-{unique}"
+    user = f"u-{unique}"
+    engine.post_events([item(a), item(b)])
+    teach_pairs(engine, unique, [(a, b)])
+    engine.post_events(interaction("product_viewed", user, a))
+    return user, b, poll(lambda: _slate(engine, user), what="a slate")
+
+
+def _rewrite(engine: Engine, user: str, slate: Slate) -> None:
+    with engine.redis() as r:
+        r.set(keys.user_slate(user), encode_slate(slate), keepttl=True)
 
 
 def test_a_shoppers_event_shows_in_the_slate_the_api_serves(engine: Engine, unique: str) -> None:
@@ -91,16 +106,10 @@ def test_opt_out_and_erasure_remove_the_slate_at_once(engine: Engine, unique: st
 
 
 def test_a_stale_slate_is_served_and_ranked_again(engine: Engine, unique: str) -> None:
-    a, b = f"a-{unique}", f"b-{unique}"
-    user = f"u-{unique}"
-    engine.post_events([item(a), item(b)])
-    teach_pairs(engine, unique, [(a, b)])
-    engine.post_events(interaction("product_viewed", user, a))
-    slate = poll(lambda: _slate(engine, user), what="a slate")
+    user, b, slate = _viewer_with_slate(engine, unique)
     # Make it look ten minutes old: served as it is, and queued for its worker.
     slate.built_ms -= 600_000
-    with engine.redis() as r:
-        r.set(keys.user_slate(user), encode_slate(slate), keepttl=True)
+    _rewrite(engine, user, slate)
     body = recommendations(engine, user)
     assert body["source"] == "slate" and body["slate_age_ms"] >= 600_000
     assert body["items"][0]["item_id"] == b
@@ -111,16 +120,10 @@ def test_a_stale_slate_is_served_and_ranked_again(engine: Engine, unique: str) -
 
 
 def test_a_slate_behind_the_shoppers_events_is_not_served(engine: Engine, unique: str) -> None:
-    a, b = f"a-{unique}", f"b-{unique}"
-    user = f"u-{unique}"
-    engine.post_events([item(a), item(b)])
-    teach_pairs(engine, unique, [(a, b)])
-    engine.post_events(interaction("product_viewed", user, a))
-    slate = poll(lambda: _slate(engine, user), what="a slate")
+    user, b, slate = _viewer_with_slate(engine, unique)
     # As if the worker had not yet ranked the shopper's newest event.
     slate.as_of_event = "0" * 12
-    with engine.redis() as r:
-        r.set(keys.user_slate(user), encode_slate(slate), keepttl=True)
+    _rewrite(engine, user, slate)
     time.sleep(0.3)  # past CURRENTS_SLATE_MAX_BEHIND_MS
     body = recommendations(engine, user)
     assert body["source"] == "ranked"
