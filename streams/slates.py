@@ -217,13 +217,11 @@ class SlateRefresher:
         self.compute = compute
         self.clock = clock
         self.cache = ReadCache(builder.catalog, ttl_s=SHARED_READS_TTL_S)
-        # Shoppers waiting for a slate, oldest mark first (dicts keep insertion order);
-        # the ones the API asked for go first.
-        self.dirty: dict[str, float] = {}
-        self.requested: dict[str, float] = {}
+        # Shoppers waiting for a slate, first marked first (dicts as ordered sets); the
+        # ones the API asked for go before the rest.
+        self.dirty: dict[str, None] = {}
+        self.requested: dict[str, None] = {}
         self.wake = asyncio.Event()
-        self.built = 0
-        self.shared_built = 0
         self._shared_at = 0.0
         self._scope_turn = 0
         # Seconds of work slates may still do now (see :meth:`_earn`).
@@ -234,10 +232,9 @@ class SlateRefresher:
     def mark(self, users: Iterable[str], *, requested: bool = False) -> None:
         """Queue ``users`` for a slate; ``requested`` ones (the API served them a slate
         that was behind or old: they are browsing now) go before the rest."""
-        now = time.monotonic()
         queue = self.requested if requested else self.dirty
         for user in users:
-            queue.setdefault(user, now)
+            queue.setdefault(user, None)
         if self.dirty or self.requested:
             self.wake.set()
 
@@ -280,7 +277,6 @@ class SlateRefresher:
         if plans:
             writes.append(HashIncr(keys.counters(), "slates", len(plans)))
         await self.apply(writes)
-        self.built += len(plans)
         return len(plans)
 
     async def _build(self, plans: list[Plan], now: int, gone: Iterable[str] = ()) -> list[Write]:
@@ -315,7 +311,6 @@ class SlateRefresher:
         )
         plans = self.builder.shared_plans(now, scopes, self.experiment())
         await self.apply(await self._build(plans, now))
-        self.shared_built += len(plans)
         return len(plans)
 
     async def _requested(self) -> None:
