@@ -17,7 +17,7 @@ Reads are ``(op, key, n)``:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -54,6 +54,22 @@ def item_record_read(item_id: str) -> Read:
 @lru_cache(maxsize=65_536)
 def item_factors_read(item_id: str) -> Read:
     return get(keys.item_factors(item_id))
+
+
+# The per-item rows of the catalog table (``online_models/arrays.Catalog``) that scoring
+# and reasons read, and the read that fills each.
+RECORD, FACTORS = "record", "factors"
+ROW_READS: dict[str, Callable[[str], Read]] = {RECORD: item_record_read, FACTORS: item_factors_read}
+
+
+def row_reads(items: Iterable[str], rows: Collection[str]) -> list[Read]:
+    """The reads that fill the catalog rows ``rows`` of ``items``.
+
+    >>> row_reads(["a"], [RECORD, FACTORS])
+    [('hgetall', '{i:a}:item', 0), ('get', '{i:a}:mf', 0)]
+    """
+    readers = [ROW_READS[row] for row in sorted(rows, reverse=True)]
+    return [read(item) for item in items for read in readers]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +195,10 @@ class OnlineModel(ABC):
     they generate candidates, score given items, or both."""
 
     name: ClassVar[str]
+    # The catalog rows :meth:`score` reads for the pooled items (``RECORD``, ``FACTORS``);
+    # the store layer keeps them filled (the worker and the API check a whole pool's
+    # freshness with one vector comparison, ``serving/cache.py``).
+    item_rows: ClassVar[frozenset[str]] = frozenset()
 
     # --- learning (worker, evaluator) ----------------------------------------------------
     def learn_reads(self, batch: Sequence[Interaction]) -> list[Read]:
@@ -198,12 +218,15 @@ class OnlineModel(ABC):
         holds the replies to :meth:`candidate_reads`, decoded (``arrays.decode``)."""
         return None
 
-    def item_reads(self, query: Query, items: Sequence[str]) -> list[Read]:
+    def user_reads(self, query: Query) -> list[Read]:
+        """The shopper's own records :meth:`score` needs (item rows: :attr:`item_rows`)."""
         return []
 
     def score(self, query: Query, pool: Codes, state: State, catalog: Catalog) -> np.ndarray | None:
         """Scores for every pooled item (0 where the model has none), for models that
-        score items they did not propose; None when they cannot score any."""
+        score items they did not propose; None when they cannot score any. ``state``
+        holds the replies to :meth:`user_reads`; ``catalog`` the pool's
+        :attr:`item_rows`."""
         return None
 
 

@@ -13,7 +13,7 @@ is scored by ``category share + 0.5 * brand share`` from the item's catalog reco
 >>> proposed = model.propose(query, store.decoded(model.candidate_reads(query), catalog), catalog)
 >>> proposed.scores.tolist(), proposed.explain(proposed.codes)
 ([0.8], [('new in shoes', -1)])
->>> _ = store.decoded(model.item_reads(query, ["new-1"]), catalog)
+>>> _ = store.decoded(row_reads(["new-1"], model.item_rows), catalog)
 >>> model.score(query, proposed.codes, {}, catalog).tolist()
 [1.05]
 """
@@ -28,21 +28,25 @@ from currents import keys
 from currents.writes import HashSet, Write, ZAdd
 from online_models.arrays import NO_CODE, Catalog, Codes, Vocabulary, scores_in
 from online_models.base import (
+    RECORD,
     Interaction,
     OnlineModel,
     Proposal,
     Query,
     Read,
     State,
-    item_record_read,
     lists_proposal,
+    row_reads,
     ztop,
 )
 from online_models.memory import MemoryStore
 
-__all__ = ["ContentModel", "HashSet", "MemoryStore", "ZAdd"]
+__all__ = ["ContentModel", "HashSet", "MemoryStore", "ZAdd", "row_reads"]
 
 BRAND_WEIGHT = 0.5
+# A brand or category share that explains an item ("because you like ..." + its name).
+LIKED = 0.2
+LIKE = "because you like "
 
 
 class ContentModel(OnlineModel):
@@ -55,6 +59,7 @@ class ContentModel(OnlineModel):
     """
 
     name = "content"
+    item_rows = frozenset({RECORD})
 
     def __init__(self, categories: int = 3, new_items: int = 30) -> None:
         self.categories = categories
@@ -85,9 +90,6 @@ class ContentModel(OnlineModel):
             values="constant",
         )
 
-    def item_reads(self, query: Query, items: Sequence[str]) -> list[Read]:
-        return list(map(item_record_read, items))
-
     def score(self, query: Query, pool: Codes, state: State, catalog: Catalog) -> np.ndarray | None:
         categories = query.affinities.get("category", {})
         brands = query.affinities.get("brand", {})
@@ -102,14 +104,24 @@ class ContentModel(OnlineModel):
         return np.round(scores, 9)
 
     @staticmethod
-    def reason(query: Query, record: Mapping[str, str]) -> str | None:
-        brands = query.affinities.get("brand", {})
-        categories = query.affinities.get("category", {})
-        if record.get("brand") and brands.get(record["brand"], 0) >= 0.2:
-            return f"because you like {record['brand']}"
-        if record.get("category") and categories.get(record["category"], 0) >= 0.2:
-            return f"because you like {record['category']}"
-        return None
+    def reasons(query: Query, codes: Codes, catalog: Catalog) -> list[str | None]:
+        """Each item's reason when the shopper's affinity explains it: a brand, else a
+        category, they hold at least ``LIKED`` of; None otherwise."""
+        liked_brand = _shares(catalog.brands, query.affinities.get("brand", {})) >= LIKED
+        liked_category = _shares(catalog.categories, query.affinities.get("category", {})) >= LIKED
+        brands, categories = catalog.brand[codes], catalog.category[codes]
+        by_brand, by_category = liked_brand[brands], liked_category[categories]
+        brand_names, category_names = catalog.brands.names, catalog.categories.names
+        return [
+            LIKE + brand_names[b] if yes_b else LIKE + category_names[c] if yes_c else None
+            for b, c, yes_b, yes_c in zip(
+                brands.tolist(),
+                categories.tolist(),
+                by_brand.tolist(),
+                by_category.tolist(),
+                strict=True,
+            )
+        ]
 
 
 def _shares(vocabulary: Vocabulary, shares: Mapping[str, float]) -> np.ndarray:

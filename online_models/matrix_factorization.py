@@ -16,7 +16,8 @@ touches, so nothing is pickled.
 >>> batch = [Interaction("u", item, "product_viewed", 1.0, ts) for ts, item in enumerate("abab")]
 >>> store.apply(model.learn(batch, store.fetch(model.learn_reads(batch))))
 >>> query, catalog = Query("u", now=0), Catalog(factors=4)
->>> state = store.decoded(model.item_reads(query, ["a", "zzz"]), catalog)
+>>> reads = model.user_reads(query) + row_reads(["a", "zzz"], model.item_rows)
+>>> state = store.decoded(reads, catalog)
 >>> a, unknown = model.score(query, catalog.codes(["a", "zzz"]), state, catalog).tolist()
 >>> 0.0 < a < 1.0, unknown   # a probability; an unknown item gets no score
 (True, 0.0)
@@ -36,6 +37,7 @@ from currents import keys
 from currents.writes import Put, Write
 from online_models.arrays import NO_CODE, Catalog, Codes
 from online_models.base import (
+    FACTORS,
     Interaction,
     OnlineModel,
     Proposal,
@@ -44,10 +46,18 @@ from online_models.base import (
     State,
     get,
     item_factors_read,
+    row_reads,
 )
 from online_models.memory import MemoryStore
 
-__all__ = ["MatrixFactorizationModel", "MemoryStore", "NaiveRiverModel", "pack", "unpack"]
+__all__ = [
+    "MatrixFactorizationModel",
+    "MemoryStore",
+    "NaiveRiverModel",
+    "pack",
+    "row_reads",
+    "unpack",
+]
 
 
 def pack(vector: np.ndarray) -> bytes:
@@ -98,6 +108,7 @@ class MatrixFactorizationModel(OnlineModel):
     """
 
     name = "mf"
+    item_rows = frozenset({FACTORS})
 
     def __init__(
         self,
@@ -211,10 +222,10 @@ class MatrixFactorizationModel(OnlineModel):
         return writes
 
     # --- serving -------------------------------------------------------------------------------
-    def item_reads(self, query: Query, items: Sequence[str]) -> list[Read]:
+    def user_reads(self, query: Query) -> list[Read]:
         if query.user_id is None:
             return []
-        return [get(keys.user_factors(query.user_id)), *map(item_factors_read, items)]
+        return [get(keys.user_factors(query.user_id))]
 
     def score(self, query: Query, pool: Codes, state: State, catalog: Catalog) -> np.ndarray | None:
         if query.user_id is None or state.get(get(keys.user_factors(query.user_id))) is None:

@@ -32,7 +32,16 @@ import numpy as np
 
 from currents.settings import Settings
 from online_models.arrays import NO_CODE, Catalog, Codes
-from online_models.base import Interaction, OnlineModel, Proposal, Query, Read, State
+from online_models.base import (
+    RECORD,
+    Interaction,
+    OnlineModel,
+    Proposal,
+    Query,
+    Read,
+    State,
+    row_reads,
+)
 from online_models.content import ContentModel
 from online_models.cooccurrence import CooccurrenceModel
 from online_models.matrix_factorization import MatrixFactorizationModel
@@ -124,6 +133,9 @@ class Ranker:
         self.blend = {name: weight for name, weight in blend.items() if name in self.models}
         self.pool_size = pool_size
         self.active = [(n, self.models[n], w) for n, w in self.blend.items() if w > 0]
+        # The catalog rows a ranking reads for its pool: the scorers', and the records
+        # that reasons, filters and rules read.
+        self.item_rows = frozenset({RECORD}).union(*(m.item_rows for _, m, _ in self.active))
         self._personal_columns = np.array([n not in NON_PERSONAL for n, _, _ in self.active])
         self._weights = np.array([weight for _, _, weight in self.active])
         # Columns by descending model name: argmax's first maximum is the later name.
@@ -139,8 +151,14 @@ class Ranker:
     def candidate_reads(self, query: Query) -> list[Read]:
         return list(dict.fromkeys(r for _, m, _ in self.active for r in m.candidate_reads(query)))
 
+    def user_reads(self, query: Query) -> list[Read]:
+        return list(dict.fromkeys(r for _, m, _ in self.active for r in m.user_reads(query)))
+
     def item_reads(self, query: Query, items: Sequence[str]) -> list[Read]:
-        return list(dict.fromkeys(r for _, m, _ in self.active for r in m.item_reads(query, items)))
+        """Everything :meth:`rank` reads for a pool of ``items``, for a store that keeps
+        no catalog table of its own (the evaluator's): :meth:`user_reads` and the
+        :attr:`item_rows` of every item."""
+        return self.user_reads(query) + row_reads(items, self.item_rows)
 
     # --- the pool ----------------------------------------------------------------------------
     def pool(
@@ -186,7 +204,8 @@ class Ranker:
         limit: int | None = None,
     ) -> Ranked:
         """The pool blended and ordered (ties by item id), its best ``limit`` explained.
-        ``state`` must hold the replies to :meth:`item_reads` for the pool, decoded."""
+        ``state`` must hold the replies to :meth:`user_reads`, decoded, and ``catalog``
+        the pool's :attr:`item_rows`."""
         codes = pool.codes
         if not len(codes) or not self.active:
             return Ranked()
@@ -251,14 +270,17 @@ class Ranker:
                 positions = asked.tolist()
                 for i, reason in zip(positions, proposal.explain(codes[asked]), strict=True):
                     reasons[i] = reason
+        # The rest: MF's own reason, else the shopper's brand or category affinity.
+        unexplained = [i for i, found in enumerate(reasons) if found is None]
+        liked = iter(
+            ContentModel.reasons(query, codes[unexplained], catalog) if unexplained else ()
+        )
         explained: list[tuple[str, int]] = []
         for i, found in enumerate(reasons):
             if found is None:
-                if self.active[leaders[i]][0] == "mf":
-                    found = (MF_REASON, NO_CODE)
-                else:
-                    content = ContentModel.reason(query, catalog.record(int(codes[i])))
-                    found = (content or FALLBACK_REASON, NO_CODE)
+                affinity = next(liked)
+                mf = self.active[leaders[i]][0] == "mf"
+                found = (MF_REASON if mf else affinity or FALLBACK_REASON, NO_CODE)
             explained.append(found)
         return explained
 

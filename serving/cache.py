@@ -34,7 +34,7 @@ A record read while its change was being announced is not kept:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,7 @@ from currents import keys
 from currents.redis_client import AsyncRedis
 from currents.redis_reads import fetch_reads
 from online_models.arrays import Catalog, decode
-from online_models.base import hgetall
+from online_models.base import FACTORS, RECORD, ROW_READS, hgetall, row_reads
 
 Read = tuple[str, str, int]
 DEFAULT_TTL_S = 0.25
@@ -83,9 +83,9 @@ class ReadCache:
         self._changes = 0
         self._changed_at: dict[Read, int] = {}
         self._dropped_at = 0
-        # Per item code: until when its record in ``catalog`` is fresh (the slate path
-        # checks a whole slate with one vector comparison).
-        self._record_until = np.zeros(0)
+        # Per catalog row and item code: until when ``catalog`` holds a fresh copy (a
+        # slate or a pool is checked with one vector comparison, not a lookup per item).
+        self._until = {row: np.zeros(0) for row in ROW_READS}
 
     def lookup(self, reads: Iterable[Read]) -> tuple[dict[Read, Any], list[Read]]:
         """Fresh cached replies, and the reads that must go to Redis."""
@@ -115,9 +115,15 @@ class ReadCache:
                 if since is not None and (since < dropped_at or changed_at.get(read, -1) >= since):
                     continue  # changed while this fetch was in flight
                 self._entries[read] = (catalog_expires, reply)
-                self._fresh_until(self.catalog.code(keys.item_of_key(read[1])), catalog_expires)
+                self._fresh_until(
+                    RECORD, self.catalog.code(keys.item_of_key(read[1])), catalog_expires
+                )
             else:
                 self._entries[read] = (expires, reply)
+                if read[0] == "get" and keys.is_item_factors(read[1]):
+                    self._fresh_until(
+                        FACTORS, self.catalog.code(keys.item_of_key(read[1])), expires
+                    )
 
     @property
     def changes(self) -> int:
@@ -131,37 +137,47 @@ class ReadCache:
         for item_id in item_ids:
             read = hgetall(keys.item_record(item_id))
             self._entries.pop(read, None)
-            self._fresh_until(self.catalog.items.find(item_id), 0.0)
+            self._fresh_until(RECORD, self.catalog.items.find(item_id), 0.0)
             self._changed_at[read] = self._changes
         self._changes += 1
 
     def drop_catalog(self) -> None:
         """Forget every cached item record (changes may have been missed)."""
         self._entries = {r: e for r, e in self._entries.items() if not is_catalog_record(r)}
-        self._record_until[:] = 0.0
+        self._until[RECORD][:] = 0.0
         self._changed_at.clear()
         self._dropped_at = self._changes = self._changes + 1
 
-    def _fresh_until(self, code: int, until: float) -> None:
+    def _fresh_until(self, row: str, code: int, until: float) -> None:
         if code < 0:
             return
-        if code >= len(self._record_until):
-            grown = np.zeros(max(code + 1, 2 * len(self._record_until), 1024))
-            grown[: len(self._record_until)] = self._record_until
-            self._record_until = grown
-        self._record_until[code] = until
+        fresh = self._until[row]
+        if code >= len(fresh):
+            grown = np.zeros(max(code + 1, 2 * len(fresh), 1024))
+            grown[: len(fresh)] = fresh
+            fresh = self._until[row] = grown
+        fresh[code] = until
 
-    async def refresh_records(self, redis: AsyncRedis, codes: np.ndarray) -> None:
-        """Make the catalog rows of ``codes`` fresh: the ones that are not are read in one
-        round trip (none, in the steady state of a process following the catalog)."""
+    def row_reads(self, codes: np.ndarray, rows: Collection[str]) -> list[Read]:
+        """The reads that make the catalog rows ``rows`` of ``codes`` fresh: none, in
+        the steady state of a process that follows the catalog."""
         now = self._now = self.clock()
-        until = self._record_until
-        inside = codes < len(until)
-        stale = codes[~inside].tolist()
-        stale += codes[inside][until[codes[inside]] <= now].tolist()
+        names = self.catalog.items.names
+        reads: list[Read] = []
+        for row in rows:
+            until = self._until[row]
+            inside = codes < len(until)
+            stale = np.union1d(codes[~inside], codes[inside][until[codes[inside]] <= now])
+            reads += row_reads([names[code] for code in stale.tolist()], (row,))
+        return reads
+
+    async def refresh_rows(
+        self, redis: AsyncRedis, codes: np.ndarray, rows: Collection[str]
+    ) -> None:
+        """Make the catalog rows ``rows`` of ``codes`` fresh, in at most one round trip."""
+        stale = self.row_reads(codes, rows)
         if stale:
-            names = self.catalog.items.names
-            await self.fetch(redis, [hgetall(keys.item_record(names[c])) for c in set(stale)])
+            await self.fetch(redis, stale)
 
     async def fetch(
         self, redis: AsyncRedis, reads: Iterable[Read], in_hand: Mapping[Read, Any] | None = None

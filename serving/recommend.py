@@ -33,7 +33,7 @@ from currents.redis_client import AsyncRedis
 from currents.settings import Settings
 from currents.slate import Slate, decode_slate
 from online_models.arrays import Catalog, Scores
-from online_models.base import Query, Read, hgetall, item_record_read
+from online_models.base import RECORD, Query, Read, hgetall
 from online_models.cooccurrence import KINDS
 from online_models.ranking import Pool, Ranked, Ranker, build_models, catalog_for
 from online_models.selection import Exclude, Filters, NeedsRanking, serve, slate_ranking
@@ -62,10 +62,6 @@ class Recommendation:
     as_of: dict[str, Any] | None = None
     slate_age_ms: int | None = None
     source: str = "slate"
-
-
-def _record(state: Mapping[Read, Any], item: str) -> dict[str, str]:
-    return state.get(item_record_read(item)) or {}
 
 
 @dataclass
@@ -271,7 +267,7 @@ class Recommender:
         catalog = self.catalog
         codes = catalog.codes(slate.items)
         named = catalog.codes([*(s for s in slate.sources if s is not None), *pinned])
-        await self.cache.refresh_records(self.redis, np.concatenate([codes, named]))
+        await self.cache.refresh_rows(self.redis, np.concatenate([codes, named]), (RECORD,))
         return serve(
             slate_ranking(slate, codes.tolist()),
             lambda item: catalog.record(catalog.items.find(item)),
@@ -324,9 +320,7 @@ class Recommender:
             in_pool.add(context_item)
         pinned = self._pinned()
         scoring = await self._score(ranker, query, user_id, in_pool, pinned)
-        answer = self._serve(
-            scoring.rank, scoring.state, self._excluded(state, filters), pinned, n, filters
-        )
+        answer = self._serve(scoring.rank, self._excluded(state, filters), pinned, n, filters)
         if cold_key:
             self.cold_start.store(cold_key, answer)
         return answer
@@ -380,21 +374,22 @@ class Recommender:
         extra_items: list[str],
     ) -> Scoring:
         candidate_state = await self.cache.fetch(self.redis, ranker.candidate_reads(query))
-        pool = ranker.pool(query, candidate_state, self.catalog, excluded)
-        pooled = self.catalog.items.names_of(pool.codes)
-        # Reasons name the items they come from: the shopper's history and session.
-        sources = {item for item, _ in query.history} | set(query.session_items)
+        catalog = self.catalog
+        pool = ranker.pool(query, candidate_state, catalog, excluded)
+        # Reasons name the items they come from (the shopper's history and session), and
+        # rules the items they pin: their titles are served too.
+        named = [item for item, _ in query.history] + list(query.session_items) + extra_items
         if query.context_item:
-            sources.add(query.context_item)
-        reads = ranker.item_reads(query, pooled)
-        reads += map(item_record_read, [*pooled, *sorted(sources), *extra_items])
+            named.append(query.context_item)
+        reads = ranker.user_reads(query)
+        reads += self.cache.row_reads(pool.codes, ranker.item_rows)
+        reads += self.cache.row_reads(catalog.codes(named), (RECORD,))
         state = {**candidate_state, **await self.cache.fetch(self.redis, reads)}
         return Scoring(ranker, query, pool, state, self.catalog)
 
     def _serve(
         self,
         rank: Callable[[int | None], Ranked],
-        records: Mapping[Read, Any],
         excluded: set[str],
         pinned: list[str],
         n: int,
@@ -403,7 +398,7 @@ class Recommender:
         catalog = self.catalog
         return serve(
             rank,
-            lambda item: _record(records, item),
+            lambda item: catalog.record(catalog.items.find(item)),
             lambda item: catalog.title(catalog.items.find(item)),
             excluded,
             pinned,
@@ -424,8 +419,8 @@ class Recommender:
                 reads += list(cooccurrence.neighbour_reads(item_id, kind, now))  # type: ignore[attr-defined]
         state = await self.cache.fetch(self.redis, reads)
         catalog = self.catalog
-        record = _record(state, item_id)
         own = catalog.code(item_id)
+        record = catalog.record(own)
         scores: dict[int, float] = {}
         reason_of: dict[int, str] = {}
         for kind in kinds:
@@ -455,7 +450,9 @@ class Recommender:
             return None
         names = catalog.items.names
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], names[kv[0]]))[: n + 20]
-        await self.cache.fetch(self.redis, [item_record_read(names[c]) for c, _ in ranked])
+        await self.cache.refresh_rows(
+            self.redis, np.asarray([c for c, _ in ranked], np.int64), (RECORD,)
+        )
         title = record.get("title") or item_id
         items = []
         for other, score in ranked:

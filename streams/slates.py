@@ -24,6 +24,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from redis.exceptions import RedisError
 
 from currents import keys
@@ -33,7 +34,8 @@ from currents.settings import Settings
 from currents.slate import Slate, encode_slate
 from currents.text import as_text
 from currents.writes import Delete, GuardedPut, HashIncr, Put, Write
-from online_models.base import Query, Read, get, item_record_read
+from online_models.arrays import Codes
+from online_models.base import Query, Read, get
 from online_models.ranking import Pool, Ranker, build_models, catalog_for
 from profiles.consent import personalization_allowed
 from profiles.query import query_from_state
@@ -46,9 +48,10 @@ log = logging.getLogger("currents.worker.slates")
 # Shoppers ranked per chunk: small enough that a chunk never holds ingest up for long
 # (about 2 ms of work each), large enough to share the round trips.
 CHUNK = 8
-# Shared reads (neighbour lists, trending, item records) are cached this long in the
-# worker: far inside the staleness bound that ``slate_max_age_s`` sets for them anyway.
-SHARED_READS_TTL_S = 5.0
+# Shared reads (neighbour lists, trending, item rows) are cached this long in the worker:
+# they move with everyone's events, and a slate may lag those by ``slate_max_age_s``
+# anyway; a shopper's own events reach their slate at once whatever this is.
+SHARED_READS_TTL_S = 30.0
 SHARED_EVERY_S = 2.0
 SHARED_SCOPES_PER_PASS = 16
 REFRESH_POLL_S = 0.5
@@ -142,18 +145,14 @@ class SlateBuilder:
         for plan in plans:
             plan.pool = plan.ranker.pool(plan.query, state, self.catalog, plan.query.purchased)
 
-    def item_reads(self, plans: Sequence[Plan]) -> list[Read]:
-        """Every model's item reads for each pool, plus the catalog records reasons and
-        filters use (pooled items and the items reasons name)."""
-        reads: list[Read] = []
-        names_of = self.catalog.items.names_of
-        for plan in plans:
-            assert plan.pool is not None
-            pooled = names_of(plan.pool.codes)
-            reads += plan.ranker.item_reads(plan.query, pooled)
-            sources = [item for item, _ in plan.query.history] + list(plan.query.session_items)
-            reads += map(item_record_read, [*pooled, *sources])
-        return list(dict.fromkeys(reads))
+    def user_reads(self, plans: Sequence[Plan]) -> list[Read]:
+        return list(dict.fromkeys(r for p in plans for r in p.ranker.user_reads(p.query)))
+
+    def pooled(self, plans: Sequence[Plan]) -> tuple[Codes, frozenset[str]]:
+        """Every pooled item, and the catalog rows their rankings read."""
+        pools = [plan.pool.codes for plan in plans if plan.pool is not None]
+        rows = frozenset().union(*(plan.ranker.item_rows for plan in plans))
+        return (np.concatenate(pools) if pools else np.zeros(0, np.int64)), rows
 
     def slate(self, plan: Plan, state: dict[Read, Any], now: int) -> Slate:
         assert plan.pool is not None
@@ -281,9 +280,12 @@ class SlateRefresher:
 
     async def _build(self, plans: list[Plan], now: int, gone: Iterable[str] = ()) -> list[Write]:
         builder = self.builder
-        state = await self.cache.fetch(self.redis, builder.candidate_reads(plans))
+        cache = self.cache
+        state = await cache.fetch(self.redis, builder.candidate_reads(plans))
         await self._run_compute(lambda: builder.pool(plans, state))
-        state.update(await self.cache.fetch(self.redis, builder.item_reads(plans)))
+        pooled, rows = builder.pooled(plans)
+        reads = builder.user_reads(plans) + cache.row_reads(pooled, rows)
+        state.update(await cache.fetch(self.redis, reads))
         return await self._run_compute(lambda: builder.writes(plans, state, now, gone))
 
     async def refresh_shared(self, force: bool = False) -> int:

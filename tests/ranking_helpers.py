@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from online_models.arrays import NO_CODE, Catalog, decode
-from online_models.base import OnlineModel, Query, Read
+from online_models.base import OnlineModel, Query, Read, row_reads
 from online_models.memory import MemoryStore
 from online_models.ranking import Ranked, Ranker, catalog_for
 
@@ -58,7 +58,7 @@ def answers(
             zip(catalog.items.names_of(proposal.codes), proposal.scores.tolist(), strict=True)
         )
     asked = sorted({*proposals, *items})
-    state = decode(fetch(model.item_reads(query, asked)), catalog)
+    state = decode(fetch(model.user_reads(query) + row_reads(asked, model.item_rows)), catalog)
     scored = model.score(query, catalog.codes(asked), state, catalog)
     scores = {}
     if scored is not None:

@@ -11,6 +11,7 @@ import pytest
 
 from currents.redis_client import create_redis
 from currents.redis_reads import fetch_reads
+from online_models.base import row_reads
 from online_models.memory import MemoryStore
 from streams.sink import RedisSink
 from tests.integration.conftest import Servers
@@ -46,7 +47,9 @@ def test_state_round_trips_through_redis(servers: Servers, name: str) -> None:
             assert _same(in_memory, in_redis)
             items = ["a", "b", "c"]
             redis_replies = {**in_redis}
-            item_reads = model_for_memory.item_reads(query, [*items, *_proposed(in_memory)])
+            item_reads = model_for_memory.user_reads(query) + row_reads(
+                [*items, *_proposed(in_memory)], model_for_memory.item_rows
+            )
             memory_items = memory.fetch(item_reads)
             redis_replies |= await fetch_reads(redis, item_reads)
             assert _same(memory_items, {r: redis_replies[r] for r in item_reads})

@@ -18,6 +18,7 @@ from benchmarks.generator import SyntheticShop
 from currents import keys
 from currents.settings import Settings
 from currents.slate import decode_slate, encode_slate
+from online_models.base import RECORD, row_reads
 from online_models.memory import MemoryStore
 from online_models.selection import Filters, NeedsRanking, serve, slate_ranking
 from profiles.fold import fold_event
@@ -75,7 +76,13 @@ def _answers(user: str, n: int, filters: Filters, rules: list[Rule]) -> tuple[An
     assert plan is not None
     reads = store.decoded(builder.candidate_reads([plan]), catalog)
     builder.pool([plan], reads)
-    reads |= store.decoded(builder.item_reads([plan]), catalog)
+    pooled, rows = builder.pooled([plan])
+    reads |= store.decoded(
+        builder.user_reads([plan]) + row_reads(catalog.items.names_of(pooled), rows), catalog
+    )
+    # The items reasons name: the API reads their titles.
+    named = [item for item, _ in plan.query.history] + list(plan.query.session_items)
+    reads |= store.decoded(row_reads(named, (RECORD,)), catalog)
     pinned = sorted({r.item_id for r in rules if r.kind == "pin" and r.item_id})
     reads |= store.decoded([("hgetall", keys.item_record(i), 0) for i in pinned], catalog)
     excluded = set(state.purchased_item_ids())
