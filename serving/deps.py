@@ -20,36 +20,39 @@ from serving.segment_store import SegmentStore
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
+# Dependencies are ``async def``: FastAPI runs a plain ``def`` one in a worker thread, and
+# that hand-off cost more than the rest of a slate-served recommendation.
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_redis(request: Request) -> AsyncRedis:
+async def get_redis(request: Request) -> AsyncRedis:
     return request.app.state.redis
 
 
-def get_producer(request: Request) -> EventProducer:
+async def get_producer(request: Request) -> EventProducer:
     return request.app.state.producer
 
 
-def get_recommender(request: Request) -> Recommender:
+async def get_recommender(request: Request) -> Recommender:
     return request.app.state.recommender
 
 
-def get_profiles(request: Request) -> ProfileReader:
+async def get_profiles(request: Request) -> ProfileReader:
     return request.app.state.profiles
 
 
-def get_segment_store(request: Request) -> SegmentStore:
+async def get_segment_store(request: Request) -> SegmentStore:
     return request.app.state.segments
 
 
-def get_config(request: Request) -> ConfigStore:
+async def get_config(request: Request) -> ConfigStore:
     return request.app.state.config
 
 
-def get_metrics(request: Request) -> ApiMetrics:
+async def get_metrics(request: Request) -> ApiMetrics:
     return request.app.state.metrics
 
 
