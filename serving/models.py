@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.events import MAX_ID_CHARS
 
 
 class RejectedEvent(BaseModel):
@@ -29,6 +31,22 @@ class AsOf(BaseModel):
         None, description="Fingerprint of the newest event reflected (blake2b-48 hex of its id)"
     )
     at: int | None = Field(None, description="Its time, epoch ms")
+
+
+class RecommendationParams(BaseModel):
+    """The recommendations route's query parameters (``serving/deps.py`` query_model)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    n: int = Field(10, ge=1, le=100, description="How many items")
+    context_item: str | None = Field(
+        None, min_length=1, max_length=MAX_ID_CHARS, description="Item on the page"
+    )
+    category: str | None = Field(None, min_length=1, max_length=256)
+    min_price: float | None = Field(None, ge=0, le=1e12)
+    max_price: float | None = Field(None, ge=0, le=1e12)
+    exclude: Literal["purchased", "viewed", "none"] = "purchased"
+    diversity: int | None = Field(None, ge=1, le=100, description="Max items per category")
 
 
 class RecommendationResponse(BaseModel):
