@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from currents import __version__, kafka_security
 from currents.gc_tuning import tune_for_batches
 from currents.redis_client import create_redis, tls_options
+from currents.redis_lean import lean_reader
 from currents.settings import Settings, load_settings
 from profiles.rules import ProfileRules
 from profiles.segments import load_segments_file
@@ -62,7 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.redis = create_redis(redis_url, **tls_options(redis_url, settings))
+        tls = tls_options(redis_url, settings)
+        app.state.redis = create_redis(redis_url, **tls)
+        # The recommendations route's one read per request (currents/redis_lean.py).
+        app.state.lean_reads = lean_reader(redis_url, tls)
         app.state.producer = EventProducer(
             bootstrap,
             settings.events_topic,
@@ -73,7 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.config = ConfigStore(app.state.redis)
         await app.state.config.start()
         app.state.recommender = Recommender(
-            app.state.redis, settings, app.state.config, app.state.metrics.count_recommendation
+            app.state.redis,
+            settings,
+            app.state.config,
+            app.state.metrics.count_recommendation,
+            get_many=app.state.lean_reads.mget if app.state.lean_reads else None,
         )
         app.state.catalog = CatalogFollower(app.state.redis, app.state.recommender.cache)
         app.state.catalog.start()
@@ -99,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.config.stop()
             await app.state.producer.stop()
             await app.state.redis.aclose()
+            if app.state.lean_reads is not None:
+                await app.state.lean_reads.aclose()
 
     app = FastAPI(
         title="Currents",

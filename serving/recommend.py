@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import astuple, dataclass, field
 from typing import Any
 
@@ -114,8 +114,12 @@ class Recommender:
         settings: Settings,
         config: ConfigStore,
         count: Callable[[str, str, int | None], None] = lambda source, reason, age: None,
+        get_many: Callable[[list[str]], Awaitable[list[bytes | None]]] | None = None,
     ) -> None:
         self.redis = redis
+        # The request's one read (slate and profile); ``redis.mget`` unless a leaner
+        # reader is given (currents/redis_lean.py).
+        self.get_many = get_many or self._mget
         self.config = config
         self.settings = settings
         self.count = count
@@ -148,10 +152,7 @@ class Recommender:
         """The shopper's recommendations: from their slate when it can answer, else
         ranked on the spot."""
         filters = filters or Filters()
-        replies: list[bytes | None] = await self.redis.mget(  # type: ignore[assignment]
-            [keys.user_slate(user_id), keys.user_profile(user_id)]
-        )
-        raw, blob = replies
+        raw, blob = await self.get_many([keys.user_slate(user_id), keys.user_profile(user_id)])
         state = UserState.from_bytes(blob)
         personal = state.exists and personalization_allowed(state)
         if not personal:
@@ -220,6 +221,9 @@ class Recommender:
             slate_age_ms=age_ms,
             source=source,
         )
+
+    async def _mget(self, names: list[str]) -> list[bytes | None]:
+        return await self.redis.mget(names)  # type: ignore[return-value]
 
     def _behind(self, slate: Slate, state: UserState, now: int) -> bool:
         """The slate misses the shopper's newest event, and has for longer than

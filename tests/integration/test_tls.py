@@ -174,6 +174,11 @@ def test_worker_and_api_work_over_tls_only(
 
         found = poll(profile, timeout_s=20, what="the worker to fold the event over TLS")
     assert found["counts"] == {"product_viewed": 1}
+    # The recommendations route's own reader (currents/redis_lean.py) speaks TLS and
+    # AUTH too.
+    with tls_engine.client("read") as client:
+        answer = client.get(f"/v1/users/{user}/recommendations")
+    assert answer.status_code == 200, answer.text
     # Every Kafka connection went through TLS and presented our client certificate.
     assert len(kafka_over_tls.clients) >= 3
     assert set(kafka_over_tls.clients) == {"currents"}
