@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         description="A slate missing the shopper's newest event for longer is ranked on the spot.",
     )
     slate_catch_up_per_s: float = Field(
-        25.0,
+        5.0,
         ge=0,
         description="Rankings per second and API process for shoppers whose slate is behind.",
     )
