@@ -4,7 +4,7 @@
 the stricter answer so arrival order never decides. Without any such event,
 personalization is allowed and marketing follows the ``marketing_consent`` trait.
 
->>> from schemas.profile import UserState
+>>> from schemas.profile import ProfileHead, UserState
 >>> state = UserState()
 >>> personalization_allowed(state), marketing_allowed(state)
 (True, False)
@@ -18,7 +18,7 @@ False
 
 from __future__ import annotations
 
-from schemas.profile import UserState
+from schemas.profile import ProfileHead, UserState
 
 
 def apply_consent(state: UserState, *, personalization: bool, marketing: bool, ts: int) -> None:
@@ -31,7 +31,7 @@ def apply_consent(state: UserState, *, personalization: bool, marketing: bool, t
     state.consent = [personalization, marketing, ts]
 
 
-def personalization_allowed(state: UserState) -> bool:
+def personalization_allowed(state: UserState | ProfileHead) -> bool:
     return state.consent is None or state.consent[0] is True
 
 

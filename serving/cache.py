@@ -167,7 +167,10 @@ class ReadCache:
         for row in rows:
             until = self._until[row]
             inside = codes < len(until)
-            stale = np.union1d(codes[~inside], codes[inside][until[codes[inside]] <= now])
+            old = until[codes[inside]] <= now
+            if inside.all() and not old.any():
+                continue  # the steady state: every row fresh
+            stale = np.union1d(codes[~inside], codes[inside][old])
             reads += row_reads([names[code] for code in stale.tolist()], (row,))
         return reads
 

@@ -39,7 +39,7 @@ from online_models.ranking import Pool, Ranked, Ranker, build_models, catalog_fo
 from online_models.selection import Exclude, Filters, NeedsRanking, serve, slate_ranking
 from profiles.consent import personalization_allowed
 from profiles.query import query_from_state
-from schemas.profile import UserState
+from schemas.profile import ProfileHead, UserState, profile_head
 from serving.cache import ColdStartCache, ReadCache
 from serving.config_store import ConfigStore, recommendation_record
 from serving.experiments import Experiment, Variant, assign
@@ -62,6 +62,21 @@ class Recommendation:
     as_of: dict[str, Any] | None = None
     slate_age_ms: int | None = None
     source: str = "slate"
+
+
+@dataclass
+class Lazy:
+    """The shopper's whole state, decoded from the profile blob on first use (an empty
+    state when there is none, or when nothing personal may be used)."""
+
+    def __init__(self, blob: bytes | None) -> None:
+        self.blob = blob
+        self._state: UserState | None = None
+
+    def get(self) -> UserState:
+        if self._state is None:
+            self._state = UserState.from_bytes(self.blob)
+        return self._state
 
 
 @dataclass
@@ -153,10 +168,11 @@ class Recommender:
         ranked on the spot."""
         filters = filters or Filters()
         raw, blob = await self.get_many([keys.user_slate(user_id), keys.user_profile(user_id)])
-        state = UserState.from_bytes(blob)
-        personal = state.exists and personalization_allowed(state)
-        if not personal:
-            state = UserState()
+        # The profile's head answers whether and how fresh; the whole state is decoded
+        # only when the answer needs it (exclusions the slate does not hold, a ranking).
+        head = profile_head(blob)
+        personal = head.exists and personalization_allowed(head)
+        state = Lazy(blob if personal else None)
         experiment = self.config.active_experiment()
         variant = assign(experiment, user_id) if experiment else None
         variant_name = variant.name if variant else None
@@ -181,22 +197,24 @@ class Recommender:
             reason = "no slate"
             if slate is not None and slate.variant != variant_name:
                 slate, reason = None, "other variant"
-            behind = slate is not None and self._behind(slate, state, now)
+            behind = slate is not None and self._behind(slate, head, now)
             if behind and self._catch_up():
                 slate, reason = None, "behind"
             if behind or slate is None or now - slate.built_ms > self.max_age_ms:
                 # Browsing now: their worker ranks them before shoppers nobody asked for.
-                self._request_refresh(user_id, state)
+                self._request_refresh(user_id, head.partition)
         answer = None
         if slate is not None:
             try:
-                answer = await self._from_slate(slate, state, n, filters)
+                answer = await self._from_slate(slate, head, state, n, filters)
             except NeedsRanking as needs:
                 reason = needs.reason
         age_ms = None if slate is None else max(0, now - slate.built_ms)
         if answer is None:
             source, age_ms = "ranked", None
-            answer = await self._ranked(user_id, state, n, filters, context_item, blend, variant)
+            answer = await self._ranked(
+                user_id, state.get(), n, filters, context_item, blend, variant
+            )
             self.count(source, reason, None)
         else:
             # A slate served although behind (the catch-up budget was spent) says so.
@@ -212,7 +230,7 @@ class Recommender:
             personalized=personalized,
             items=[dict(item) for item in items],
             as_of=(
-                {"event": state.seen_ids[-1] if state.seen_ids else None, "at": state.last_seen}
+                {"event": head.newest, "at": head.last_seen}
                 if fresh is None
                 else {"event": fresh.as_of_event, "at": fresh.as_of_ms}
             )
@@ -225,14 +243,13 @@ class Recommender:
     async def _mget(self, names: list[str]) -> list[bytes | None]:
         return await self.redis.mget(names)  # type: ignore[return-value]
 
-    def _behind(self, slate: Slate, state: UserState, now: int) -> bool:
+    def _behind(self, slate: Slate, head: ProfileHead, now: int) -> bool:
         """The slate misses the shopper's newest event, and has for longer than
         ``slate_max_behind_ms`` (the worker is about to rank it; until then a few
         requests may see the list from just before)."""
-        newest = state.seen_ids[-1] if state.seen_ids else None
-        if newest is None or newest == slate.as_of_event:
+        if head.newest is None or head.newest == slate.as_of_event:
             return False
-        return now - (state.applied_at or now) > self.max_behind_ms
+        return now - (head.applied_at or now) > self.max_behind_ms
 
     def _catch_up(self) -> bool:
         """Whether this process may rank a behind shopper on the spot now: at most
@@ -263,10 +280,14 @@ class Recommender:
         )
 
     async def _from_slate(
-        self, slate: Slate, state: UserState, n: int, filters: Filters
+        self, slate: Slate, head: ProfileHead, state: Lazy, n: int, filters: Filters
     ) -> tuple[list[dict[str, Any]], bool]:
         """Filters and rules over the slate; ``NeedsRanking`` when it falls short."""
-        excluded = self._excluded(state, filters)
+        excluded: set[str] = set()
+        # A slate is ranked without the shopper's purchases as of its event: only a newer
+        # state (or excluding what they viewed) excludes more.
+        if filters.exclude == "viewed" or head.newest != slate.as_of_event:
+            excluded = self._excluded(state.get(), filters)
         pinned = self._pinned()
         catalog = self.catalog
         codes = catalog.codes(slate.items)
@@ -329,12 +350,10 @@ class Recommender:
             self.cold_start.store(cold_key, answer)
         return answer
 
-    def _request_refresh(self, user_id: str, state: UserState) -> None:
+    def _request_refresh(self, user_id: str, partition: int | None) -> None:
         """Queue the shopper for the worker owning their partition, without waiting."""
-        partitions = self.settings.events_partitions
-        partition = (
-            state.partition if state.partition is not None else partition_for(user_id, partitions)
-        )
+        if partition is None:
+            partition = partition_for(user_id, self.settings.events_partitions)
         self._refreshes.append((partition, user_id))
         if self._refresher is None or self._refresher.done():
             self._refresher = asyncio.ensure_future(self._send_refreshes())
