@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -103,24 +103,33 @@ def require_scope(scope: str) -> Callable[..., Awaitable[ApiKey]]:
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def query_model(model: type[Model], request: Request) -> Model:
-    """The request's query parameters as ``model``: 422 with FastAPI's error shape when
-    they do not fit. For the hottest route, where FastAPI's per-parameter dependency
-    machinery cost more than the answer (docs/performance.md); its OpenAPI description
-    comes from the same model (:func:`query_parameters`)."""
+def request_model(model: type[Model], request: Request) -> Model:
+    """The request's path and query parameters as ``model``: 422 with FastAPI's error
+    shape, the field named, when they do not fit. For the hottest route, where FastAPI's
+    per-parameter dependency machinery cost more than the answer (docs/performance.md);
+    its OpenAPI description comes from the same model (:func:`openapi_parameters`)."""
+    path = request.path_params
     try:
-        return model.model_validate(dict(request.query_params))
+        return model.model_validate({**request.query_params, **path})
     except ValidationError as error:
-        errors = [{**e, "loc": ("query", *e["loc"])} for e in error.errors(include_url=False)]
+        errors = [
+            {**e, "loc": ("path" if e["loc"][0] in path else "query", *e["loc"])}
+            for e in error.errors(include_url=False)
+        ]
         raise RequestValidationError(errors) from None
 
 
-def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """``model``'s fields as OpenAPI query parameters (for ``openapi_extra``)."""
+def openapi_parameters(model: type[BaseModel], path: Collection[str]) -> list[dict[str, Any]]:
+    """``model``'s fields as OpenAPI parameters (for ``openapi_extra``): the ``path``
+    ones in the path, the rest in the query."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     parameters = []
     for name, field in schema["properties"].items():
-        parameter: dict[str, Any] = {"name": name, "in": "query", "required": False}
+        parameter: dict[str, Any] = {
+            "name": name,
+            "in": "path" if name in path else "query",
+            "required": name in path,
+        }
         if "description" in field:
             parameter["description"] = field["description"]
         parameter["schema"] = {k: v for k, v in field.items() if k != "description"}

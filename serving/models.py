@@ -34,9 +34,12 @@ class AsOf(BaseModel):
 
 
 class RecommendationParams(BaseModel):
-    """The recommendations route's query parameters (``serving/deps.py`` query_model)."""
+    """The recommendations route's parameters: ``user_id`` from the path, the rest from
+    the query (``serving/deps.py`` request_model)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+    user_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
 
     n: int = Field(10, ge=1, le=100, description="How many items")
     context_item: str | None = Field(

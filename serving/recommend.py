@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import astuple, dataclass, field
 from typing import Any
@@ -64,7 +64,6 @@ class Recommendation:
     source: str = "slate"
 
 
-@dataclass
 class Lazy:
     """The shopper's whole state, decoded from the profile blob on first use (an empty
     state when there is none, or when nothing personal may be used)."""
@@ -220,7 +219,7 @@ class Recommender:
             # A slate served although behind (the catch-up budget was spent) says so.
             self.count(source, "behind" if behind else "", age_ms)
         items, personalized = answer
-        recommendation_id = uuid.uuid4().hex
+        recommendation_id = os.urandom(16).hex()  # as random as uuid4, a tenth of its cost
         served = [item["item_id"] for item in items]
         self._remember(recommendation_id, user_id, served, experiment, variant, now)
         fresh = slate if source == "slate" else None

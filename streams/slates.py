@@ -50,8 +50,9 @@ log = logging.getLogger("currents.worker.slates")
 CHUNK = 8
 # Shared reads (neighbour lists, trending, item rows) are cached this long in the worker:
 # they move with everyone's events, and a slate may lag those by ``slate_max_age_s``
-# anyway; a shopper's own events reach their slate at once whatever this is.
-SHARED_READS_TTL_S = 30.0
+# anyway. Not longer: right after a start the lists are empty, and strangers' shared
+# slates would stay empty for as long (30 s did, in the demo storefront).
+SHARED_READS_TTL_S = 5.0
 SHARED_EVERY_S = 2.0
 SHARED_SCOPES_PER_PASS = 16
 REFRESH_POLL_S = 0.5

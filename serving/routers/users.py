@@ -17,8 +17,8 @@ from serving.deps import (
     ReadKey,
     RedisDep,
     authorize,
-    query_model,
-    query_parameters,
+    openapi_parameters,
+    request_model,
 )
 from serving.models import (
     ProfileResponse,
@@ -44,22 +44,22 @@ UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
     },
     # Parameters and key are read by hand (below); their description is the same model.
     openapi_extra={
-        "parameters": query_parameters(RecommendationParams),
+        "parameters": openapi_parameters(RecommendationParams, path={"user_id"}),
         "security": [{"APIKeyHeader": []}],
     },
 )
-async def recommendations(user_id: UserId, request: Request) -> OrjsonResponse:
+async def recommendations(request: Request) -> OrjsonResponse:
     """The storefront's hottest route: it takes its parameters and key without FastAPI's
     per-parameter dependencies, which cost more than the answer itself (a slate read
     and filtered: docs/performance.md)."""
     await authorize(request, request.headers.get("x-api-key"), "read")
-    params = query_model(RecommendationParams, request)
+    params = request_model(RecommendationParams, request)
     filters = Filters(
         params.exclude, params.category, params.min_price, params.max_price, params.diversity
     )
     recommender: Recommender = request.app.state.recommender
     result = await recommender.for_user(
-        user_id,
+        params.user_id,
         params.n,
         now=int(time.time() * 1000),
         filters=filters,
