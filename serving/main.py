@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from currents import __version__, kafka_security
 from currents.gc_tuning import tune_for_batches
 from currents.redis_client import create_redis, tls_options
-from currents.redis_lean import lean_reader
+from currents.redis_lean import request_commands
 from currents.settings import Settings, load_settings
 from profiles.rules import ProfileRules
 from profiles.segments import load_segments_file
@@ -65,8 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tls = tls_options(redis_url, settings)
         app.state.redis = create_redis(redis_url, **tls)
-        # The recommendations route's one read per request (currents/redis_lean.py).
-        app.state.lean_reads = lean_reader(redis_url, tls)
+        # The recommendations route's read and best-effort writes (currents/redis_lean.py).
+        app.state.request_commands = request_commands(redis_url, tls, app.state.redis)
         app.state.producer = EventProducer(
             bootstrap,
             settings.events_topic,
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings,
             app.state.config,
             app.state.metrics.count_recommendation,
-            get_many=app.state.lean_reads.mget if app.state.lean_reads else None,
+            commands=app.state.request_commands,
         )
         app.state.catalog = CatalogFollower(app.state.redis, app.state.recommender.cache)
         app.state.catalog.start()
@@ -106,9 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.catalog.stop()
             await app.state.config.stop()
             await app.state.producer.stop()
+            await app.state.request_commands.aclose()
             await app.state.redis.aclose()
-            if app.state.lean_reads is not None:
-                await app.state.lean_reads.aclose()
 
     app = FastAPI(
         title="Currents",

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import astuple, dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from currents import keys
 from currents.partitioning import partition_for
 from currents.redis_client import AsyncRedis
+from currents.redis_lean import LeanConnection, RedisPyCommands
 from currents.settings import Settings
 from currents.slate import Slate, decode_slate
 from online_models.arrays import Catalog, Scores
@@ -128,12 +129,13 @@ class Recommender:
         settings: Settings,
         config: ConfigStore,
         count: Callable[[str, str, int | None], None] = lambda source, reason, age: None,
-        get_many: Callable[[list[str]], Awaitable[list[bytes | None]]] | None = None,
+        commands: LeanConnection | RedisPyCommands | None = None,
     ) -> None:
         self.redis = redis
-        # The request's one read (slate and profile); ``redis.mget`` unless a leaner
-        # reader is given (currents/redis_lean.py).
-        self.get_many = get_many or self._mget
+        # The request's one read (slate and profile) and its best-effort writes (served
+        # records, refresh requests): a lean connection where there is one
+        # (currents/redis_lean.py), else ``redis``.
+        self.commands = commands or RedisPyCommands(redis)
         self.config = config
         self.settings = settings
         self.count = count
@@ -144,7 +146,7 @@ class Recommender:
         self.cache = ReadCache(self.catalog)
         self.cold_start = ColdStartCache()
         self.shared = SharedSlates(redis)
-        self.served = ServedRecords(redis, RECORD_TTL_S)
+        self.served = ServedRecords(self.commands.batch, RECORD_TTL_S)
         self.max_age_ms = int(settings.slate_max_age_s * 1000)
         self.max_behind_ms = settings.slate_max_behind_ms
         self.catch_up_per_s = settings.slate_catch_up_per_s
@@ -166,7 +168,7 @@ class Recommender:
         """The shopper's recommendations: from their slate when it can answer, else
         ranked on the spot."""
         filters = filters or Filters()
-        raw, blob = await self.get_many([keys.user_slate(user_id), keys.user_profile(user_id)])
+        raw, blob = await self.commands.mget([keys.user_slate(user_id), keys.user_profile(user_id)])
         # The profile's head answers whether and how fresh; the whole state is decoded
         # only when the answer needs it (exclusions the slate does not hold, a ranking).
         head = profile_head(blob)
@@ -238,9 +240,6 @@ class Recommender:
             slate_age_ms=age_ms,
             source=source,
         )
-
-    async def _mget(self, names: list[str]) -> list[bytes | None]:
-        return await self.redis.mget(names)  # type: ignore[return-value]
 
     def _behind(self, slate: Slate, head: ProfileHead, now: int) -> bool:
         """The slate misses the shopper's newest event, and has for longer than
@@ -360,11 +359,10 @@ class Recommender:
     async def _send_refreshes(self) -> None:
         while self._refreshes:
             queued, self._refreshes = self._refreshes, []
-            pipe = self.redis.pipeline(transaction=False)
-            for partition, user in queued:
-                pipe.sadd(keys.slate_refresh(partition), user)
             try:
-                await pipe.execute()
+                await self.commands.batch(
+                    [("SADD", keys.slate_refresh(partition), user) for partition, user in queued]
+                )
             except (RedisError, OSError) as error:
                 log.warning("slate refresh not requested", extra={"error": type(error).__name__})
 

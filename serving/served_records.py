@@ -1,28 +1,31 @@
 """Store served-recommendation records (for attribution) without a round trip per request.
 
 Every response's record is queued; one task writes everything queued in a single
-pipeline, and whatever arrives while that pipeline is in flight goes in the next one. A
-SET per request cost a task and a round trip of redis-py overhead each, about as much
-as a cached recommendation's ranking; the records land as soon as before under light
-load and in batches under heavy load. Failures are logged and the records dropped, as
-the per-request writes did.
+pipeline (through the route's lean connection, currents/redis_lean.py), and whatever
+arrives while that pipeline is in flight goes in the next one. A SET per request cost a
+task and a round trip of redis-py overhead each, about as much as a cached
+recommendation's ranking; the records land as soon as before under light load and in
+batches under heavy load. Failures are logged and the records dropped, as the
+per-request writes did.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from redis.exceptions import RedisError
 
-from currents.redis_client import AsyncRedis
+Batch = Callable[[Sequence[Sequence[Any]]], Awaitable[list[Any]]]
 
 log = logging.getLogger("currents.api.recommend")
 
 
 class ServedRecords:
-    def __init__(self, redis: AsyncRedis, ttl_s: int) -> None:
-        self.redis = redis
+    def __init__(self, batch: Batch, ttl_s: int) -> None:
+        self.batch = batch
         self.ttl_s = ttl_s
         self._queued: list[tuple[str, bytes]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -37,10 +40,9 @@ class ServedRecords:
             while self._queued:
                 batch, self._queued = self._queued, []
                 try:
-                    pipe = self.redis.pipeline(transaction=False)
-                    for key, record in batch:
-                        pipe.set(key, record, ex=self.ttl_s)
-                    await pipe.execute()
+                    await self.batch(
+                        [("SET", key, record, "EX", self.ttl_s) for key, record in batch]
+                    )
                 except (RedisError, OSError) as error:
                     log.warning(
                         "recommendation records not stored",

@@ -1,4 +1,4 @@
-"""The lean reader (currents/redis_lean.py) against the real Redis: the same values as
+"""The lean connection (currents/redis_lean.py) against the real Redis: the same values as
 redis-py's MGET under many concurrent calls, errors as redis-py's exceptions, and a
 connection that recovers after Redis drops it or stops answering."""
 
@@ -14,12 +14,12 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from currents.redis_client import create_redis
-from currents.redis_lean import LeanReader, lean_reader
+from currents.redis_lean import LeanConnection, lean_connection
 from tests.integration.conftest import Servers
 
 
-def _reader(servers: Servers, timeout_s: float = 2.0) -> LeanReader:
-    reader = lean_reader(servers.redis_url, {}, timeout_s=timeout_s)
+def _reader(servers: Servers, timeout_s: float = 2.0) -> LeanConnection:
+    reader = lean_connection(servers.redis_url, {}, timeout_s=timeout_s)
     if reader is None:
         pytest.fail(f"no lean reader for {servers.redis_url}: the API would use redis-py")
     return reader
@@ -98,9 +98,9 @@ def test_a_redis_that_stops_answering_times_out_then_recovers(servers: Servers) 
 
 
 def test_cluster_and_socket_urls_keep_redis_py() -> None:
-    assert lean_reader("redis://127.0.0.1:7000/0?cluster=1", {}) is None
-    assert lean_reader("unix:///tmp/redis.sock", {}) is None
-    reader = lean_reader("redis://user:p%40ss@db.example:6390/4", {})
+    assert lean_connection("redis://127.0.0.1:7000/0?cluster=1", {}) is None
+    assert lean_connection("unix:///tmp/redis.sock", {}) is None
+    reader = lean_connection("redis://user:p%40ss@db.example:6390/4", {})
     assert reader is not None
     assert (reader.host, reader.port, reader.db, reader.username, reader.password) == (
         "db.example",
@@ -109,3 +109,30 @@ def test_cluster_and_socket_urls_keep_redis_py() -> None:
         "user",
         "p@ss",
     )
+
+
+def test_batches_share_one_write_with_concurrent_reads_and_apply_in_order(
+    servers: Servers,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    names = [f"{{u:lean-batch-{run}-{i}}}:r" for i in range(50)]
+    plain = redis.Redis.from_url(servers.redis_url)
+
+    async def scenario() -> None:
+        lean = _reader(servers)
+        writes = lean.batch([("SET", name, str(i), "EX", 60) for i, name in enumerate(names)])
+        reads = [lean.mget([name]) for name in names]
+        # Queued in the same loop iteration: the batch's SETs go out before the reads.
+        replies, *read = await asyncio.gather(writes, *reads)
+        assert replies == [b"OK"] * len(names)
+        assert read == [[str(i).encode()] for i in range(len(names))]
+        added, ttl = await lean.batch([("SADD", names[0] + "s", "a", "b"), ("TTL", names[0])])
+        assert added == 2 and 55 <= ttl <= 60
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await lean.batch([("GET", names[0] + "s")])
+        assert await lean.mget([names[1]]) == [b"1"]  # the connection goes on
+        await lean.aclose()
+
+    asyncio.run(scenario())
+    assert plain.ttl(names[-1]) > 0
+    plain.delete(*names, names[0] + "s")
