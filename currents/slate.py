@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -95,6 +96,56 @@ def encode_slate(slate: Slate) -> bytes:
 
 def decode_slate(raw: bytes) -> Slate:
     """The slate in ``raw``; ``ValueError`` when it is not one this version wrote."""
+    return read_slate(raw).head(None)
+
+
+class SlateRead:
+    """A slate as a request reads it: the head (ids, freshness, variant) decoded at
+    once, the columns turned into lists only for the first ``limit`` items asked for
+    (a default request looks at a few dozen of a hundred)."""
+
+    def __init__(self, head: dict[str, Any], columns: tuple[np.ndarray, ...]) -> None:
+        self.items: list[str] = head["i"]
+        self.built_ms: int = head["b"]
+        self.as_of_event: str | None = head["e"]
+        self.as_of_ms: int | None = head["t"]
+        self.variant: str | None = head["v"]
+        self.truncated: bool = head["x"]
+        self._tables = head["m"], head["r"], head["s"]
+        self._columns = columns
+        self._heads: dict[int, Slate] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def head(self, limit: int | None) -> Slate:
+        """The first ``limit`` items (all of them for None) as a :class:`Slate`, marked
+        truncated when the slate holds more."""
+        n = len(self.items) if limit is None else min(limit, len(self.items))
+        found = self._heads.get(n)
+        if found is not None:
+            return found
+        scores, model_codes, reason_codes, source_codes, flags = (c[:n] for c in self._columns)
+        models, reasons, sources = self._tables
+        found = self._heads[n] = Slate(
+            items=self.items[:n],
+            scores=scores.astype(np.float64).tolist(),
+            models=[models[c] for c in model_codes.tolist()],
+            reasons=[reasons[c] for c in reason_codes.tolist()],
+            sources=[None if c == NO_SOURCE else sources[c] for c in source_codes.tolist()],
+            personal=(flags & PERSONAL).astype(bool).tolist(),
+            built_ms=self.built_ms,
+            as_of_event=self.as_of_event,
+            as_of_ms=self.as_of_ms,
+            variant=self.variant,
+            truncated=self.truncated or n < len(self.items),
+        )
+        return found
+
+
+def read_slate(raw: bytes) -> SlateRead:
+    """``raw`` opened for reading; ``ValueError`` when it is not a slate this version
+    wrote."""
     try:
         body = zlib.decompress(raw)
         version, length = _HEAD.unpack_from(body)
@@ -106,26 +157,9 @@ def decode_slate(raw: bytes) -> Slate:
     head = orjson.loads(body[start : start + length])
     n = len(head["i"])
     at = start + length
-    scores = np.frombuffer(body, np.float32, n, at)
-    at += 4 * n
-    model_codes = np.frombuffer(body, np.uint8, n, at)
-    at += n
-    reason_codes = np.frombuffer(body, np.uint16, n, at)
-    at += 2 * n
-    source_codes = np.frombuffer(body, np.uint16, n, at)
-    at += 2 * n
-    flags = np.frombuffer(body, np.uint8, n, at)
-    models, reasons, sources = head["m"], head["r"], head["s"]
-    return Slate(
-        items=head["i"],
-        scores=scores.astype(np.float64).tolist(),
-        models=[models[c] for c in model_codes.tolist()],
-        reasons=[reasons[c] for c in reason_codes.tolist()],
-        sources=[None if c == NO_SOURCE else sources[c] for c in source_codes.tolist()],
-        personal=(flags & PERSONAL).astype(bool).tolist(),
-        built_ms=head["b"],
-        as_of_event=head["e"],
-        as_of_ms=head["t"],
-        variant=head["v"],
-        truncated=head["x"],
-    )
+    columns = []
+    for dtype in (np.float32, np.uint8, np.uint16, np.uint16, np.uint8):
+        column = np.frombuffer(body, dtype, n, at)
+        columns.append(column)
+        at += column.nbytes
+    return SlateRead(head, tuple(columns))

@@ -11,12 +11,15 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from currents.slate import Slate
+from currents.slate import SlateRead
 from online_models.ranking import Ranked
 from serving.business_rules import Candidate, Rule, apply_rules, chosen_before_pins
 
 Exclude = Literal["purchased", "viewed", "none"]
 HEAD_FACTOR, HEAD_SLACK = 3, 30
+# A plain request (stock and ``exclude`` only) walks this far before asking for the
+# whole ranking: a slate's items are rarely out of stock or bought since.
+PLAIN_FACTOR, PLAIN_SLACK = 2, 10
 
 
 @dataclass
@@ -106,25 +109,29 @@ class NeedsRanking(Exception):
         self.reason = reason
 
 
-def slate_ranking(slate: Slate, codes: list[int]) -> Callable[[int | None], Ranked]:
-    """The slate (its items' ``codes`` alongside) as the head of its ranking, for
-    :func:`serve`; asking past its end when the ranking held more (or for all of it, as
-    boost rules do) raises NeedsRanking."""
+def slate_ranking(
+    slate: SlateRead, codes_of: Callable[[list[str]], list[int]]
+) -> Callable[[int | None], Ranked]:
+    """The slate as the head of its ranking, for :func:`serve`: only as much of it as is
+    asked for is decoded (``codes_of`` gives the items' catalog codes). Asking past its
+    end when the ranking held more (or for all of it, as boost rules do) raises
+    NeedsRanking."""
 
     def rank(limit: int | None) -> Ranked:
         if limit is None or limit > len(slate):
             if slate.truncated:
                 raise NeedsRanking("slate too short")
             limit = len(slate)
+        part = slate.head(limit)
         return Ranked(
-            items=slate.items[:limit],
-            codes=codes[:limit],
-            scores=slate.scores[:limit],
-            models=slate.models[:limit],
-            reasons=slate.reasons[:limit],
-            sources=slate.sources[:limit],
-            personal=slate.personal[:limit],
-            truncated=slate.truncated or limit < len(slate),
+            items=part.items,
+            codes=codes_of(part.items),
+            scores=part.scores,
+            models=part.models,
+            reasons=part.reasons,
+            sources=part.sources,
+            personal=part.personal,
+            truncated=part.truncated,
         )
 
     return rank
@@ -214,7 +221,7 @@ def _first_available(
     """What :func:`select` and the rules give for a :func:`plain` request, without
     building a candidate per item of the head: walk the ranking, skip what is excluded
     or out of stock, stop at ``n``."""
-    limit: int | None = HEAD_FACTOR * n + HEAD_SLACK
+    limit: int | None = PLAIN_FACTOR * n + PLAIN_SLACK
     while True:
         found = rank(limit)
         chosen = []

@@ -158,6 +158,10 @@ class ReadCache:
             fresh = self._until[row] = grown
         fresh[code] = until
 
+    def records(self) -> Records:
+        """Item records and titles for one request, noting those not fresh."""
+        return Records(self.catalog, self._until[RECORD], self.clock())
+
     def row_reads(self, codes: np.ndarray, rows: Collection[str]) -> list[Read]:
         """The reads that make the catalog rows ``rows`` of ``codes`` fresh: none, in
         the steady state of a process that follows the catalog."""
@@ -198,6 +202,34 @@ class ReadCache:
             self.store(fetched, since)
             hits.update(fetched)
         return hits
+
+
+class Records:
+    """Item records and titles as one request reads them from the catalog table. A
+    request touches a few dozen items; rather than checking every item it might touch
+    before it starts, each lookup checks its own row and notes the items whose record
+    was not fresh (:attr:`stale`): the caller fetches those, in one round trip, and asks
+    again, which in a process that follows the catalog is rare."""
+
+    def __init__(self, catalog: Catalog, until: np.ndarray, now: float) -> None:
+        self.catalog = catalog
+        self._find = catalog.items.find
+        self._until = until
+        self._now = now
+        self.stale: list[str] = []
+
+    def _code(self, item: str) -> int:
+        code = self._find(item)
+        if not 0 <= code < len(self._until) or self._until[code] <= self._now:
+            self.stale.append(item)
+        return code
+
+    def record(self, item: str) -> Mapping[str, str]:
+        return self.catalog.record(self._code(item))
+
+    def title(self, item: str) -> str:
+        code = self._code(item)
+        return self.catalog.title(code) if code >= 0 else item
 
 
 def is_catalog_record(read: Read) -> bool:

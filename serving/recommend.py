@@ -32,9 +32,9 @@ from currents.partitioning import partition_for
 from currents.redis_client import AsyncRedis
 from currents.redis_lean import LeanConnection, RedisPyCommands
 from currents.settings import Settings
-from currents.slate import Slate, decode_slate
+from currents.slate import SlateRead, read_slate
 from online_models.arrays import Catalog, Scores
-from online_models.base import RECORD, Query, Read, hgetall
+from online_models.base import RECORD, Query, Read, hgetall, row_reads
 from online_models.cooccurrence import KINDS
 from online_models.ranking import Pool, Ranked, Ranker, build_models, catalog_for
 from online_models.selection import Exclude, Filters, NeedsRanking, serve, slate_ranking
@@ -50,6 +50,7 @@ log = logging.getLogger("currents.api.recommend")
 RECORD_TTL_S = 7 * 86_400
 # Shared slates change every couple of seconds (streams/slates.py SHARED_EVERY_S).
 SHARED_SLATE_TTL_S = 1.0
+FRESH_ATTEMPTS = 3
 __all__ = ["Exclude", "Filters", "Recommendation", "Recommender"]
 
 
@@ -99,9 +100,9 @@ class SharedSlates:
     def __init__(self, redis: AsyncRedis, ttl_s: float = SHARED_SLATE_TTL_S) -> None:
         self.redis = redis
         self.ttl_s = ttl_s
-        self._entries: dict[str, tuple[float, Slate | None]] = {}
+        self._entries: dict[str, tuple[float, SlateRead | None]] = {}
 
-    async def get(self, scope: str, variant: str | None) -> Slate | None:
+    async def get(self, scope: str, variant: str | None) -> SlateRead | None:
         key = keys.shared_slate(scope, variant)
         now = time.monotonic()
         entry = self._entries.get(key)
@@ -113,11 +114,11 @@ class SharedSlates:
         return slate
 
 
-def _decoded(raw: bytes | None) -> Slate | None:
+def _decoded(raw: bytes | None) -> SlateRead | None:
     if not raw:
         return None
     try:
-        return decode_slate(raw)
+        return read_slate(raw)
     except ValueError:  # written by another version: rank on the spot until rewritten
         return None
 
@@ -179,7 +180,7 @@ class Recommender:
         variant_name = variant.name if variant else None
         if blend is None and variant is not None and variant.blend is not None:
             blend = variant.blend
-        slate: Slate | None = None
+        slate: SlateRead | None = None
         source = "slate"
         reason = ""
         behind = False
@@ -241,7 +242,7 @@ class Recommender:
             source=source,
         )
 
-    def _behind(self, slate: Slate, head: ProfileHead, now: int) -> bool:
+    def _behind(self, slate: SlateRead, head: ProfileHead, now: int) -> bool:
         """The slate misses the shopper's newest event, and has for longer than
         ``slate_max_behind_ms`` (the worker is about to rank it; until then a few
         requests may see the list from just before)."""
@@ -278,7 +279,7 @@ class Recommender:
         )
 
     async def _from_slate(
-        self, slate: Slate, head: ProfileHead, state: Lazy, n: int, filters: Filters
+        self, slate: SlateRead, head: ProfileHead, state: Lazy, n: int, filters: Filters
     ) -> tuple[list[dict[str, Any]], bool]:
         """Filters and rules over the slate; ``NeedsRanking`` when it falls short."""
         excluded: set[str] = set()
@@ -288,19 +289,32 @@ class Recommender:
             excluded = self._excluded(state.get(), filters)
         pinned = self._pinned()
         catalog = self.catalog
-        codes = catalog.codes(slate.items)
-        named = catalog.codes([*(s for s in slate.sources if s is not None), *pinned])
-        await self.cache.refresh_rows(self.redis, np.concatenate([codes, named]), (RECORD,))
-        return serve(
-            slate_ranking(slate, codes.tolist()),
-            lambda item: catalog.record(catalog.items.find(item)),
-            lambda item: catalog.title(catalog.items.find(item)),
-            excluded,
-            pinned,
-            n,
-            filters,
-            self.config.rules,
-        )
+        ranking = slate_ranking(slate, lambda items: catalog.codes(items).tolist())
+        for attempt in range(FRESH_ATTEMPTS):
+            # Served from the records this process holds; the ones it touched that were
+            # not fresh are fetched (one round trip) and the answer worked out again. A
+            # record rewritten while being fetched stays stale: after a few rounds the
+            # answer stands on what was read.
+            records = self.cache.records()
+            last = attempt == FRESH_ATTEMPTS - 1
+            try:
+                answer = serve(
+                    ranking,
+                    records.record,
+                    records.title,
+                    excluded,
+                    pinned,
+                    n,
+                    filters,
+                    self.config.rules,
+                )
+            except NeedsRanking:
+                if last or not records.stale:
+                    raise
+            if last or not records.stale:
+                break
+            await self.cache.fetch(self.redis, row_reads(records.stale, (RECORD,)))
+        return answer
 
     async def _ranked(
         self,

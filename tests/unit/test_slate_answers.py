@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from benchmarks.generator import SyntheticShop
 from currents import keys
 from currents.settings import Settings
-from currents.slate import decode_slate, encode_slate
+from currents.slate import encode_slate, read_slate
 from online_models.base import RECORD, row_reads
 from online_models.memory import MemoryStore
 from online_models.selection import Filters, NeedsRanking, serve, slate_ranking
@@ -95,10 +95,10 @@ def _answers(user: str, n: int, filters: Filters, rules: list[Rule]) -> tuple[An
     def title_of(item: str) -> str:
         return catalog.title(catalog.items.find(item))
 
-    slate = decode_slate(encode_slate(builder.slate(plan, reads, NOW)))
+    slate = read_slate(encode_slate(builder.slate(plan, reads, NOW)))
     args = (record_of, title_of, excluded, pinned, n, filters, rules)
     try:
-        from_slate = serve(slate_ranking(slate, catalog.codes(slate.items).tolist()), *args)
+        from_slate = serve(slate_ranking(slate, lambda items: catalog.codes(items).tolist()), *args)
     except NeedsRanking:
         from_slate = None  # the API ranks on the spot: that is the other answer
     assert plan.pool is not None
