@@ -193,6 +193,25 @@ class Catalog:
         return self.record(code).get("title") or self.items.names[code]
 
 
+class CatalogRecords:
+    """Item records by item id, as an answer reads them (``online_models/selection.py``):
+    the record, the title, and the stock of a ranking's head from the table's column."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def record(self, item: str) -> Mapping[str, str]:
+        return self.catalog.record(self.catalog.items.find(item))
+
+    def title(self, item: str) -> str:
+        return self.catalog.title(self.catalog.items.find(item))
+
+    def in_stock(self, codes: list[int]) -> list[bool]:
+        """Per code (from :meth:`Catalog.codes`: inside the table), whether the item may
+        be served: not marked out of stock."""
+        return self.catalog.in_stock[codes].tolist()
+
+
 def decode(replies: Mapping[Read, Any], catalog: Catalog) -> dict[Read, Any]:
     """Replies as ranking reads them: sorted-set tops become :class:`Scores`; item
     records and item factors also fill their rows of ``catalog``; the rest is as fetched.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from currents.slate import SlateRead
 from online_models.ranking import Ranked
@@ -153,10 +153,20 @@ def without(ranked: Ranked, excluded: Collection[str]) -> Ranked:
     )
 
 
+class ItemRecords(Protocol):
+    """Item records as an answer reads them (``online_models/arrays.py``
+    CatalogRecords; the API's notes which were not fresh, ``serving/cache.py``)."""
+
+    def record(self, item: str) -> Mapping[str, str]: ...
+
+    def title(self, item: str) -> str: ...
+
+    def in_stock(self, codes: list[int]) -> list[bool]: ...
+
+
 def serve(
     rank: Callable[[int | None], Ranked],
-    record_of: Callable[[str], Mapping[str, str]],
-    title_of: Callable[[str], str],
+    records: ItemRecords,
     excluded: Collection[str],
     pinned: list[str],
     n: int,
@@ -167,7 +177,8 @@ def serve(
     left out, the filters, then the rules; and whether anything personal shaped it.
     An item's reason names the title of the item it comes from."""
     if plain(filters, rules):
-        return _first_available(rank, record_of, title_of, excluded, n)
+        return _first_available(rank, records, excluded, n)
+    record_of = records.record
     pinned_records = {
         item: record
         for item in pinned
@@ -194,7 +205,7 @@ def serve(
         if not reason:  # a ranked item (pins and promotions carry their own reason)
             reason, source = explained[chosen.item_id]
         if source is not None:
-            reason += title_of(source)
+            reason += records.title(source)
         items.append({"item_id": chosen.item_id, "score": round(chosen.score, 6), "reason": reason})
     return items, any(personal.get(c.item_id, False) for c in final)
 
@@ -213,20 +224,21 @@ def plain(filters: Filters, rules: list[Rule]) -> bool:
 
 def _first_available(
     rank: Callable[[int | None], Ranked],
-    record_of: Callable[[str], Mapping[str, str]],
-    title_of: Callable[[str], str],
+    records: ItemRecords,
     excluded: Collection[str],
     n: int,
 ) -> tuple[list[dict[str, Any]], bool]:
     """What :func:`select` and the rules give for a :func:`plain` request, without
     building a candidate per item of the head: walk the ranking, skip what is excluded
-    or out of stock, stop at ``n``."""
+    or out of stock (the head's stock read at once, from the catalog's column), stop at
+    ``n``."""
     limit: int | None = PLAIN_FACTOR * n + PLAIN_SLACK
     while True:
         found = rank(limit)
+        stock = records.in_stock(found.codes)
         chosen = []
         for i, item in enumerate(found.items):
-            if item in excluded or record_of(item).get("in_stock") == "0":
+            if not stock[i] or item in excluded:
                 continue
             chosen.append(i)
             if len(chosen) == n:
@@ -237,7 +249,7 @@ def _first_available(
     items = []
     for i in chosen:
         source = found.sources[i]
-        reason = found.reasons[i] if source is None else found.reasons[i] + title_of(source)
+        reason = found.reasons[i] if source is None else found.reasons[i] + records.title(source)
         items.append(
             {"item_id": found.items[i], "score": round(found.scores[i], 6), "reason": reason}
         )

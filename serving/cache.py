@@ -11,7 +11,7 @@ shopper's own state is read fresh on every request.
 
 Item records (``{i:...}:item``: stock, price, category) change only through catalog
 events. While the process is subscribed to the worker's announcements of those changes
-(``serving/catalog_cache.py``) it keeps records for ``catalog_ttl_s`` (30 s) and forgets
+(``serving/catalog_cache.py``) it keeps records for 15-30 s (``catalog_ttl_s``, spread) and forgets
 each one as soon as its change is announced; without a live subscription they expire
 like every other shared read.
 
@@ -33,6 +33,7 @@ A record read while its change was being announced is not kept:
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from typing import Any
@@ -42,7 +43,7 @@ import numpy as np
 from currents import keys
 from currents.redis_client import AsyncRedis
 from currents.redis_reads import fetch_reads
-from online_models.arrays import Catalog, decode
+from online_models.arrays import Catalog, CatalogRecords, decode
 from online_models.base import FACTORS, RECORD, ROW_READS, hgetall, row_reads
 
 Read = tuple[str, str, int]
@@ -106,7 +107,7 @@ class ReadCache:
         if len(self._entries) > MAX_ENTRIES:
             self._entries.clear()
         expires = self._now + self.ttl_s
-        catalog_expires = self._now + (self.catalog_ttl_s if self.catalog_live else self.ttl_s)
+        catalog_ttl_s = self.catalog_ttl_s if self.catalog_live else self.ttl_s
         changed_at, dropped_at = self._changed_at, self._dropped_at
         for read, reply in replies.items():
             if not cacheable(read):
@@ -114,6 +115,10 @@ class ReadCache:
             if is_catalog_record(read):
                 if since is not None and (since < dropped_at or changed_at.get(read, -1) >= since):
                     continue  # changed while this fetch was in flight
+                # Spread over the second half of the TTL: records read together (a
+                # whole catalog at start) would otherwise all expire in the same
+                # instant, and every request then would fetch its own stale ones.
+                catalog_expires = self._now + catalog_ttl_s * (0.5 + 0.5 * random.random())
                 self._entries[read] = (catalog_expires, reply)
                 self._fresh_until(
                     RECORD, self.catalog.code(keys.item_of_key(read[1])), catalog_expires
@@ -204,32 +209,41 @@ class ReadCache:
         return hits
 
 
-class Records:
-    """Item records and titles as one request reads them from the catalog table. A
-    request touches a few dozen items; rather than checking every item it might touch
-    before it starts, each lookup checks its own row and notes the items whose record
-    was not fresh (:attr:`stale`): the caller fetches those, in one round trip, and asks
-    again, which in a process that follows the catalog is rare."""
+class Records(CatalogRecords):
+    """Item records as one request reads them from the catalog table. A request touches
+    a few dozen items; rather than checking every item it might touch before it starts,
+    each lookup checks its own rows and notes the items whose record was not fresh
+    (:attr:`stale`): the caller fetches those, in one round trip, and asks again, which
+    in a process that follows the catalog is rare."""
 
     def __init__(self, catalog: Catalog, until: np.ndarray, now: float) -> None:
-        self.catalog = catalog
-        self._find = catalog.items.find
+        super().__init__(catalog)
         self._until = until
         self._now = now
         self.stale: list[str] = []
 
-    def _code(self, item: str) -> int:
-        code = self._find(item)
+    def _check(self, item: str) -> None:
+        code = self.catalog.items.find(item)
         if not 0 <= code < len(self._until) or self._until[code] <= self._now:
             self.stale.append(item)
-        return code
 
     def record(self, item: str) -> Mapping[str, str]:
-        return self.catalog.record(self._code(item))
+        self._check(item)
+        return super().record(item)
 
     def title(self, item: str) -> str:
-        code = self._code(item)
-        return self.catalog.title(code) if code >= 0 else item
+        self._check(item)
+        return super().title(item)
+
+    def in_stock(self, codes: list[int]) -> list[bool]:
+        until = self._until
+        inside = [c for c in codes if c < len(until)]
+        if len(inside) < len(codes) or (until[inside] <= self._now).any():
+            fresh = until[inside] > self._now
+            names = self.catalog.items.names
+            self.stale += [names[c] for c in codes if c >= len(until)]
+            self.stale += [names[c] for c, ok in zip(inside, fresh.tolist(), strict=True) if not ok]
+        return super().in_stock(codes)
 
 
 def is_catalog_record(read: Read) -> bool:

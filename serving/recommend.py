@@ -33,7 +33,7 @@ from currents.redis_client import AsyncRedis
 from currents.redis_lean import LeanConnection, RedisPyCommands
 from currents.settings import Settings
 from currents.slate import SlateRead, read_slate
-from online_models.arrays import Catalog, Scores
+from online_models.arrays import Catalog, CatalogRecords, Scores
 from online_models.base import RECORD, Query, Read, hgetall, row_reads
 from online_models.cooccurrence import KINDS
 from online_models.ranking import Pool, Ranked, Ranker, build_models, catalog_for
@@ -300,8 +300,7 @@ class Recommender:
             try:
                 answer = serve(
                     ranking,
-                    records.record,
-                    records.title,
+                    records,
                     excluded,
                     pinned,
                     n,
@@ -429,11 +428,9 @@ class Recommender:
         n: int,
         filters: Filters,
     ) -> tuple[list[dict[str, Any]], bool]:
-        catalog = self.catalog
         return serve(
             rank,
-            lambda item: catalog.record(catalog.items.find(item)),
-            lambda item: catalog.title(catalog.items.find(item)),
+            CatalogRecords(self.catalog),
             excluded,
             pinned,
             n,

@@ -16,6 +16,7 @@ from serving.deps import (
     ProfilesDep,
     ReadKey,
     RedisDep,
+    RequestRoute,
     authorize,
     openapi_parameters,
     request_model,
@@ -34,24 +35,10 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
 
 
-@router.get(
-    "/{user_id}/recommendations",
-    response_model=RecommendationResponse,
-    responses={
-        401: {"description": "No or an unknown API key"},
-        403: {"description": "The key lacks the read scope"},
-        422: {"description": "A parameter out of range, named in `detail`"},
-    },
-    # Parameters and key are read by hand (below); their description is the same model.
-    openapi_extra={
-        "parameters": openapi_parameters(RecommendationParams, path={"user_id"}),
-        "security": [{"APIKeyHeader": []}],
-    },
-)
 async def recommendations(request: Request) -> OrjsonResponse:
-    """The storefront's hottest route: it takes its parameters and key without FastAPI's
-    per-parameter dependencies, which cost more than the answer itself (a slate read
-    and filtered: docs/performance.md)."""
+    """The storefront's hottest route: it takes its parameters and key, and makes its
+    response, without FastAPI's dependency and serialisation machinery, which cost more
+    than the answer itself (a slate read and filtered: docs/performance.md)."""
     await authorize(request, request.headers.get("x-api-key"), "read")
     params = request_model(RecommendationParams, request)
     filters = Filters(
@@ -76,6 +63,26 @@ async def recommendations(request: Request) -> OrjsonResponse:
             "source": result.source,
         }
     )
+
+
+router.add_api_route(
+    "/{user_id}/recommendations",
+    recommendations,
+    methods=["GET"],
+    # The endpoint takes the request and returns the response itself (serving/deps.py).
+    route_class_override=RequestRoute,
+    response_model=RecommendationResponse,
+    responses={
+        401: {"description": "No or an unknown API key"},
+        403: {"description": "The key lacks the read scope"},
+        422: {"description": "A parameter out of range, named in `detail`"},
+    },
+    # Parameters and key are read by hand (above); their description is the same model.
+    openapi_extra={
+        "parameters": openapi_parameters(RecommendationParams, path={"user_id"}),
+        "security": [{"APIKeyHeader": []}],
+    },
+)
 
 
 @router.get(

@@ -18,6 +18,7 @@ from benchmarks.generator import SyntheticShop
 from currents import keys
 from currents.settings import Settings
 from currents.slate import encode_slate, read_slate
+from online_models.arrays import CatalogRecords
 from online_models.base import RECORD, row_reads
 from online_models.memory import MemoryStore
 from online_models.selection import Filters, NeedsRanking, serve, slate_ranking
@@ -89,14 +90,8 @@ def _answers(user: str, n: int, filters: Filters, rules: list[Rule]) -> tuple[An
     if filters.exclude == "viewed":
         excluded |= set(state.recent_item_ids())
 
-    def record_of(item: str) -> dict[str, str]:
-        return catalog.record(catalog.items.find(item))
-
-    def title_of(item: str) -> str:
-        return catalog.title(catalog.items.find(item))
-
     slate = read_slate(encode_slate(builder.slate(plan, reads, NOW)))
-    args = (record_of, title_of, excluded, pinned, n, filters, rules)
+    args = (CatalogRecords(catalog), excluded, pinned, n, filters, rules)
     try:
         from_slate = serve(slate_ranking(slate, lambda items: catalog.codes(items).tolist()), *args)
     except NeedsRanking:
