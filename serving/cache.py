@@ -236,13 +236,13 @@ class Records(CatalogRecords):
         return super().title(item)
 
     def in_stock(self, codes: list[int]) -> list[bool]:
-        until = self._until
-        inside = [c for c in codes if c < len(until)]
-        if len(inside) < len(codes) or (until[inside] <= self._now).any():
-            fresh = until[inside] > self._now
+        asked = np.asarray(codes, np.int64)
+        inside = asked < len(self._until)
+        fresh = np.zeros(len(asked), bool)
+        fresh[inside] = self._until[asked[inside]] > self._now
+        if not fresh.all():
             names = self.catalog.items.names
-            self.stale += [names[c] for c in codes if c >= len(until)]
-            self.stale += [names[c] for c, ok in zip(inside, fresh.tolist(), strict=True) if not ok]
+            self.stale += [names[c] for c in asked[~fresh].tolist()]
         return super().in_stock(codes)
 
 
