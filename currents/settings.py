@@ -93,6 +93,15 @@ class Settings(BaseSettings):
         le=10_000,
         description="Longest the worker's event loop may stay busy; batches shrink to fit.",
     )
+    worker_max_script_ms: float = Field(
+        5.0,
+        ge=0.1,
+        le=10_000,
+        description=(
+            "Longest one part's writes may hold Redis (a single server runs one command at"
+            " a time: the API's reads wait behind them); parts shrink to fit."
+        ),
+    )
     worker_batch_cost: int = Field(
         20_000,
         ge=1,

@@ -196,6 +196,7 @@ def create_app(settings: Settings) -> faust.App:
                 max_block_s=settings.worker_max_block_ms / 1000,
                 batch_cost=settings.worker_batch_cost,
                 compute=compute,
+                max_script_s=settings.worker_max_script_ms / 1000,
             )
             config = resources["config"] = ConfigStore(redis())
             if not settings.slates:

@@ -5,6 +5,9 @@ client-side packing and reply handling; a script call carries the same writes as
 arguments and Redis applies them in one go. Keys travel in KEYS so the call is valid on a
 Redis Cluster when every key shares a slot (the sink groups writes by slot there).
 
+The reply is ``{writes applied, microseconds the script ran}``: Redis serves nobody else
+meanwhile, so the worker sizes its parts to keep that short (streams/budget.py).
+
 >>> keys_, args = encode([ZIncr("k", "m", 1.5), ZKeepTop("k", 10), Put("p", b"x", 60)])
 >>> keys_, args
 (['k', 'p'], ['Z', 1, '1.5', 'm', 'T', 1, -11, 'S', 2, b'x', 60])
@@ -30,6 +33,7 @@ from currents.writes import (
 )
 
 APPLY_WRITES_LUA = """
+local started = redis.call('TIME')
 local i = 1
 local n = #ARGV
 local applied = 0
@@ -64,7 +68,9 @@ while i <= n do
   end
   applied = applied + 1
 end
-return applied
+local ended = redis.call('TIME')
+return {applied, (tonumber(ended[1]) - tonumber(started[1])) * 1000000
+  + tonumber(ended[2]) - tonumber(started[2])}
 """
 
 

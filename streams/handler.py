@@ -99,6 +99,7 @@ class BatchHandler:
         max_block_s: float = 0.2,
         batch_cost: int = 20_000,
         compute: Executor | None = None,
+        max_script_s: float = 0.005,
     ) -> None:
         self.sink = sink
         self.processor = processor
@@ -114,6 +115,7 @@ class BatchHandler:
         self.compute = compute
         self.sizer = PartSizer(batch_cost, start=min(batch_cost, 500))
         self.max_block_s = max_block_s
+        self.max_script_s = max_script_s
         self.watch = LoopWatch(max_block_s)
         self.stopping = False
         self.lock = asyncio.Lock()
@@ -267,14 +269,17 @@ class BatchHandler:
                 await sending
         extra: list[Write] = [HashIncr(keys.counters(), "dlq", len(letters))] if letters else []
         progress = self._progress(last_offsets)
-        await self._land(result.writes + extra, progress, stretches)
+        held_redis_s = await self._land(result.writes + extra, progress, stretches)
         if self.slates is not None and result.applied:
             self.slates.mark(user_keys)
         # What the part held the loop for (reading replies) against half the budget; its
-        # longest stretch of compute (off the loop) against twice it: a part's latency.
+        # longest stretch of compute (off the loop) against twice it: a part's latency;
+        # how long its writes held Redis against their budget: every API read waits
+        # behind them.
         load = max(
             self.watch.take_recent() / (self.max_block_s / 2),
             stretches.busiest_s / (self.max_block_s * 2),
+            held_redis_s / self.max_script_s,
         )
         if load > 2:
             log.info(
@@ -282,6 +287,7 @@ class BatchHandler:
                 extra={
                     "stage": stretches.busiest,
                     "ms": round(stretches.busiest_s * 1000),
+                    "redis_ms": round(held_redis_s * 1000, 1),
                     "cost_limit": self.sizer.limit,
                     "events": len(events),
                 },
@@ -296,12 +302,15 @@ class BatchHandler:
             await self.sink.announce_catalog_changes(sorted(result.changed_items))
         return result
 
-    async def _land(self, writes: list[Write], progress: list[Write], stretches: Stretches) -> None:
+    async def _land(
+        self, writes: list[Write], progress: list[Write], stretches: Stretches
+    ) -> float:
         """Apply a part's writes once. They carry a marker that lands with them (after
         them on a Cluster); when an attempt fails without an answer, the marker tells
-        whether it landed before anything is sent again."""
+        whether it landed before anything is sent again. Returns how long the writes
+        held Redis, in seconds."""
         if not writes and not progress:
-            return
+            return 0.0
         marker = keys.part_applied(uuid.uuid4().hex)
         landed = [Put(marker, b"1", ttl_s=PART_MARKER_TTL_S)]
         prepared = await stretches.run(
@@ -309,14 +318,14 @@ class BatchHandler:
         )
         attempts = 0
 
-        async def attempt() -> None:
+        async def attempt() -> float:
             nonlocal attempts
             attempts += 1
             if attempts > 1 and await self.sink.redis.exists(marker):
-                return
-            await self.sink.apply_prepared(prepared)
+                return 0.0
+            return await self.sink.apply_prepared(prepared)
 
-        await self._retrying(attempt)
+        return await self._retrying(attempt)
 
     # --- promotions ----------------------------------------------------------------------------
     async def _settle(self, result: BatchResult, users: dict[str, UserState]) -> None:

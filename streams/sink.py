@@ -149,18 +149,21 @@ class RedisSink:
             return Prepared(pack_apply(self._sha, [*writes, *progress]), (), ())
         return Prepared(None, tuple(writes), tuple(progress))
 
-    async def apply_prepared(self, prepared: Prepared) -> None:
+    async def apply_prepared(self, prepared: Prepared) -> float:
+        """Apply; returns the longest time one script call held a Redis server, in
+        seconds (every other client of that server waited meanwhile)."""
         if self._script is None:
             self._script = self.redis.register_script(APPLY_WRITES_LUA)
         if prepared.packed is not None:
-            await self._call_packed(prepared.packed)
-            return
-        await self._apply_per_slot(prepared.writes)
-        await self._apply_per_slot(prepared.progress)
+            return script_seconds(await self._call_packed(prepared.packed))
+        return max(
+            await self._apply_per_slot(prepared.writes),
+            await self._apply_per_slot(prepared.progress),
+        )
 
-    async def _apply_per_slot(self, writes: Sequence[Write]) -> None:
+    async def _apply_per_slot(self, writes: Sequence[Write]) -> float:
         if not writes:
-            return
+            return 0.0
         by_slot: dict[int, list[Write]] = defaultdict(list)
         for write in writes:
             by_slot[key_slot(write.key.encode())].append(write)
@@ -168,7 +171,7 @@ class RedisSink:
         for slot_writes in by_slot.values():
             keys_, args = encode(slot_writes)
             calls.append((self._script, keys_, args))
-        await run_scripts(self.redis, calls)
+        return max(script_seconds(reply) for reply in await run_scripts(self.redis, calls))
 
     async def _call_packed(self, packed: bytes) -> Any:
         """Send one pre-packed EVALSHA; load the script once if the server lacks it."""
@@ -192,6 +195,11 @@ class RedisSink:
             raise
         finally:
             await pool.release(connection)
+
+
+def script_seconds(reply: Any) -> float:
+    """How long an apply script ran, from its reply ``[applied, microseconds]``."""
+    return int(reply[1]) / 1e6
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,12 +31,13 @@ class LosingReplies(RedisSink):
         self.lose = lose
         self.applied = 0
 
-    async def apply_prepared(self, prepared: Prepared) -> None:
-        await super().apply_prepared(prepared)
+    async def apply_prepared(self, prepared: Prepared) -> float:
+        held = await super().apply_prepared(prepared)
         self.applied += 1
         if self.lose:
             self.lose -= 1
             raise RedisConnectionError("reply lost")
+        return held
 
 
 def order(unique: str, user: str, number: int, lines: int) -> dict[str, Any]:
@@ -118,6 +119,39 @@ def test_a_heavy_batch_lands_in_cost_bounded_parts_with_offsets_last(servers: Se
             counts.append(UserState.from_bytes(blob).counts["order_completed"])
         assert counts == [6, 6, 6, 6, 6, 5, 5]
         await redis.delete(progress)
+        await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_parts_shrink_until_their_writes_hold_redis_briefly(servers: Servers) -> None:
+    """The apply script reports how long it ran; a part whose writes held Redis past the
+    budget makes the next parts smaller (API reads wait behind every script)."""
+    unique = uuid.uuid4().hex[:8]
+
+    async def send(messages: Sequence[Outbound]) -> None:
+        return None
+
+    async def scenario() -> None:
+        redis = create_redis(servers.redis_url)
+        settings = Settings(kafka_bootstrap="unused:0", redis_url=servers.redis_url)
+        sink = LosingReplies(redis, lose=0)
+        handler = BatchHandler(
+            sink,
+            BatchProcessor(settings),
+            send,
+            dlq_topic="d",
+            source_topic="e",
+            batch_cost=2_000,
+            max_script_s=0.0005,
+        )
+        assert handler.sizer.limit == 500
+        events = [order(unique, f"u{n % 13}", n, 20) for n in range(60)]
+        stats = await handler.handle([RawRecord(orjson.dumps(events), 0, 1)])
+        assert stats.applied == 60
+        # 60 orders of 20 lines wrote hundreds of pairs per part: far past 0.5 ms.
+        assert handler.sizer.limit < 100
+        assert sink.applied > 3
         await redis.aclose()
 
     asyncio.run(scenario())
