@@ -147,6 +147,16 @@ def part_applied(token: str) -> str:
     return f"{PREFIX}:applied:{_escape(token)}"
 
 
+def part_journal(token: str) -> str:
+    """Hash, entry number -> one packed script call: a part that lands in several
+    scripts, until each has applied (streams/sink.py)."""
+    return f"{PREFIX}:journal:{_escape(token)}"
+
+
+def part_journal_pattern() -> str:
+    return f"{PREFIX}:journal:*"
+
+
 def counters() -> str:
     """Hash: engine-wide counters (events processed, DLQ, per type)."""
     return f"{PREFIX}:counters"

@@ -156,9 +156,12 @@ class Settings(BaseSettings):
         description="A slate missing the shopper's newest event for longer is ranked on the spot.",
     )
     slate_catch_up_per_s: float = Field(
-        5.0,
+        0.0,
         ge=0,
-        description="Rankings per second and API process for shoppers whose slate is behind.",
+        description=(
+            "Rankings per second and API process for shoppers whose slate is behind (each"
+            " holds the event loop for milliseconds; by default the worker ranks them)."
+        ),
     )
     slate_share: float = Field(
         0.1,

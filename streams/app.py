@@ -29,7 +29,7 @@ from serving.config_store import ConfigStore
 from streams.handler import BatchHandler, RawRecord
 from streams.offsets import plan_commits
 from streams.processor import BatchProcessor, Outbound
-from streams.sink import RedisSink
+from streams.sink import RedisSink, complete_journals
 from streams.slates import SlateBuilder, SlateRefresher
 
 log = logging.getLogger("currents.worker")
@@ -154,6 +154,9 @@ def create_app(settings: Settings) -> faust.App:
         )
         if not ours:
             return
+        # A part a worker began to land and did not finish carries progress in its last
+        # call: finish it before reading where the partitions stand.
+        await complete_journals(redis())
         raw = await redis().hmget(progress_key, [str(tp.partition) for tp in ours])
         applied = {tp.partition: int(v) for tp, v in zip(ours, raw, strict=True) if v is not None}
         if not applied:

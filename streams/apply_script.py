@@ -37,6 +37,12 @@ local started = redis.call('TIME')
 local i = 1
 local n = #ARGV
 local applied = 0
+local journal, entry
+if ARGV[1] == 'J' then
+  journal, entry = KEYS[tonumber(ARGV[2])], ARGV[3]
+  if redis.call('HEXISTS', journal, entry) == 0 then return {0, 0} end
+  i = 4
+end
 while i <= n do
   local op = ARGV[i]
   local key = KEYS[tonumber(ARGV[i + 1])]
@@ -68,9 +74,19 @@ while i <= n do
   end
   applied = applied + 1
 end
+if journal then redis.call('HDEL', journal, entry) end
 local ended = redis.call('TIME')
 return {applied, (tonumber(ended[1]) - tonumber(started[1])) * 1000000
   + tonumber(ended[2]) - tonumber(started[2])}
+"""
+
+
+# Writes the journal of a part that lands in several scripts, unless that part has
+# begun landing (its journal exists) or has landed (its marker exists).
+JOURNAL_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
 """
 
 
@@ -85,7 +101,7 @@ def encode(writes: Sequence[Write]) -> tuple[list[str], list[str | bytes | int]]
     return list(keys.positions), args
 
 
-def pack_apply(sha: str, writes: Sequence[Write]) -> bytes:
+def pack_apply(sha: str, writes: Sequence[Write], journal: tuple[str, str] | None = None) -> bytes:
     """The RESP bytes of ``EVALSHA sha len(KEYS) *KEYS *ARGV`` for ``writes``, in one pass.
 
     Byte for byte the command redis-py would send for :func:`encode`'s KEYS and ARGV, but
@@ -100,6 +116,11 @@ def pack_apply(sha: str, writes: Sequence[Write]) -> bytes:
     parts: list[bytes] = []
     append = parts.append
     count = 0
+    if journal is not None:
+        # Applied only while its entry is in the journal, which it then removes.
+        journal_key, entry = journal
+        append(b"$1\r\nJ\r\n%b%b" % (keys.bulk(journal_key), _bulk(entry)))
+        count += 3
     for write in writes:
         if isinstance(write, ZIncr):
             member = write.member.encode()

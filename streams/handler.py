@@ -314,7 +314,7 @@ class BatchHandler:
         marker = keys.part_applied(uuid.uuid4().hex)
         landed = [Put(marker, b"1", ttl_s=PART_MARKER_TTL_S)]
         prepared = await stretches.run(
-            lambda: self.sink.prepare(coalesce(writes), [*progress, *landed]), "pack"
+            lambda: self.sink.prepare(coalesce(writes), [*progress, *landed], marker), "pack"
         )
         attempts = 0
 

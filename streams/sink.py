@@ -1,14 +1,24 @@
 """The Redis store: reads the state a batch needs and applies a batch of writes.
 
-Reads are one pipelined round trip; writes are one Lua script call on a single Redis, so
-a batch lands whole or not at all (streams/apply_script.py). A Redis Cluster cannot run
-one script across slots, so there the writes go as one script call per slot, pipelined.
-Either way a failed flush raises, and the worker does not ack.
+Reads are one pipelined round trip. On a single Redis a part's writes land whole or not at
+all (streams/apply_script.py): up to ``WRITES_PER_SCRIPT`` of them in one Lua script
+call; more go as a **journal** and its scripts. Redis runs one script at a time and
+serves nobody meanwhile, so one script of thousands of writes made every API read wait
+(recommendations p99 followed the scripts' p99). A journal is a hash of the part's script
+calls, written in one command; each call applies its share only while its entry is in
+the journal and removes it in the same script. Once the journal is written the part is
+bound to land: the worker sends the calls in one round trip, and whoever is assigned the
+partitions next completes any journal left by a worker that died
+(:func:`complete_journals`, before it reads the consumer progress, which the last call
+carries). A Redis Cluster cannot run one script across slots, so there the writes go as
+one script call per slot, pipelined. Either way a failed flush raises, and the worker
+does not ack.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,18 +37,24 @@ from currents.redis_reads import QueuedGets, get_many
 from currents.text import as_text
 from currents.writes import Write
 from schemas.profile import UserState
-from streams.apply_script import APPLY_WRITES_LUA, encode, pack_apply
+from streams.apply_script import APPLY_WRITES_LUA, JOURNAL_LUA, encode, pack_apply
 from streams.processor import CatalogEntry
 
 log = logging.getLogger("currents.worker.sink")
+# About 1-3 ms of Redis time: a sorted-set increment on a small (listpack) neighbour list
+# costs Redis ~10 µs, most writes far less.
+WRITES_PER_SCRIPT = 200
+APPLY_SHA = sha1(APPLY_WRITES_LUA.encode()).hexdigest()
+JOURNAL_SHA = sha1(JOURNAL_LUA.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A batch's writes ready to send: one packed EVALSHA on a single Redis, or the
-    writes and progress to split per slot on a Cluster."""
+    """A batch's writes ready to send: on a single Redis, packed commands to send in
+    order (one EVALSHA, or a journal and its EVALSHAs); on a Cluster, the writes and
+    progress to split per slot."""
 
-    packed: bytes | None
+    packed: tuple[bytes, ...]
     writes: tuple[Write, ...]
     progress: tuple[Write, ...]
 
@@ -48,7 +64,6 @@ class RedisSink:
         self.redis = redis
         self.transactional = not isinstance(redis, RedisCluster)
         self._script: Any = None
-        self._sha: str | None = None
 
     async def read(
         self, user_ids: Sequence[str], item_ids: Sequence[str]
@@ -138,24 +153,39 @@ class RedisSink:
         is never ahead of them."""
         await self.apply_prepared(self.prepare(writes, progress))
 
-    def prepare(self, writes: Sequence[Write], progress: Sequence[Write] = ()) -> Prepared:
+    def prepare(
+        self, writes: Sequence[Write], progress: Sequence[Write] = (), marker: str | None = None
+    ) -> Prepared:
         """Encode the writes for :meth:`apply_prepared`. Pure CPU, in proportion to the
-        writes, so the worker runs it off the event loop."""
-        if self._sha is None:
-            self._sha = sha1(APPLY_WRITES_LUA.encode()).hexdigest()
+        writes, so the worker runs it off the event loop. ``marker``, a key the writes
+        put, says the part has landed: its journal is not written again once it has."""
         if not writes and not progress:
-            return Prepared(None, (), ())
-        if self.transactional:
-            return Prepared(pack_apply(self._sha, [*writes, *progress]), (), ())
-        return Prepared(None, tuple(writes), tuple(progress))
+            return Prepared((), (), ())
+        if not self.transactional:
+            return Prepared((), tuple(writes), tuple(progress))
+        every = [*writes, *progress]
+        if len(every) <= WRITES_PER_SCRIPT:
+            return Prepared((pack_apply(APPLY_SHA, every),), (), ())
+        journal = keys.part_journal(uuid.uuid4().hex)
+        calls = [
+            pack_apply(APPLY_SHA, every[start : start + WRITES_PER_SCRIPT], (journal, str(n)))
+            for n, start in enumerate(range(0, len(every), WRITES_PER_SCRIPT))
+        ]
+        entries = [part for n, call in enumerate(calls) for part in (str(n), call)]
+        write_journal = pack_command(
+            "EVALSHA", JOURNAL_SHA, 2, journal, marker or journal, *entries
+        )
+        return Prepared((write_journal, *calls), (), ())
 
     async def apply_prepared(self, prepared: Prepared) -> float:
         """Apply; returns the longest time one script call held a Redis server, in
         seconds (every other client of that server waited meanwhile)."""
         if self._script is None:
             self._script = self.redis.register_script(APPLY_WRITES_LUA)
-        if prepared.packed is not None:
-            return script_seconds(await self._call_packed(prepared.packed))
+        if prepared.packed:
+            replies = await self._call_packed(prepared.packed)
+            # The first reply of a journal is the journal's own: written or not.
+            return max(script_seconds(r) for r in replies[len(replies) > 1 :])
         return max(
             await self._apply_per_slot(prepared.writes),
             await self._apply_per_slot(prepared.progress),
@@ -173,28 +203,75 @@ class RedisSink:
             calls.append((self._script, keys_, args))
         return max(script_seconds(reply) for reply in await run_scripts(self.redis, calls))
 
-    async def _call_packed(self, packed: bytes) -> Any:
-        """Send one pre-packed EVALSHA; load the script once if the server lacks it."""
-        try:
-            return await self._send_packed(packed)
-        except NoScriptError:
-            await self.redis.script_load(APPLY_WRITES_LUA)
-            return await self._send_packed(packed)
+    async def _call_packed(self, packed: Sequence[bytes]) -> list[Any]:
+        return await call_packed(self.redis, packed)
 
-    async def _send_packed(self, packed: bytes) -> Any:
-        assert isinstance(self.redis, aioredis.Redis)
-        pool = self.redis.connection_pool
-        connection = await pool.get_connection()
-        try:
-            await connection.send_packed_command(packed)
-            return await connection.read_response()
-        except ResponseError:
-            raise  # the server answered: the connection is fine
-        except BaseException:
-            await connection.disconnect()
-            raise
-        finally:
-            await pool.release(connection)
+    async def complete_journals(self) -> int:
+        return await complete_journals(self.redis)
+
+
+async def call_packed(redis: AsyncRedis, packed: Sequence[bytes]) -> list[Any]:
+    """Send pre-packed EVALSHAs in one round trip and return their replies; load the
+    scripts once if the server lacks them and send them all again (each is idempotent: a
+    journal is written once, a journal's call applies once)."""
+    try:
+        return await _send_packed(redis, packed)
+    except NoScriptError:
+        await redis.script_load(APPLY_WRITES_LUA)
+        await redis.script_load(JOURNAL_LUA)
+        return await _send_packed(redis, packed)
+
+
+async def _send_packed(redis: AsyncRedis, packed: Sequence[bytes]) -> list[Any]:
+    assert isinstance(redis, aioredis.Redis)
+    pool = redis.connection_pool
+    connection = await pool.get_connection()
+    try:
+        await connection.send_packed_command(b"".join(packed))
+        replies: list[Any] = []
+        failure: ResponseError | None = None
+        for _ in packed:
+            # Every reply is read, errors too, so the connection stays in step.
+            try:
+                replies.append(await connection.read_response())
+            except ResponseError as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure  # the server answered: the connection is fine
+        return replies
+    except ResponseError:
+        raise
+    except BaseException:
+        await connection.disconnect()
+        raise
+    finally:
+        await pool.release(connection)
+
+
+async def complete_journals(redis: AsyncRedis) -> int:
+    """Finish every part whose journal a worker wrote but did not see through (it died, or
+    lost its connection): its remaining calls, in order. Idempotent, and safe while the
+    writer itself is still sending them. Returns the journals completed."""
+    if not isinstance(redis, aioredis.Redis):
+        return 0  # a Cluster lands its writes per slot, without journals
+    completed = 0
+    async for key in redis.scan_iter(match=keys.part_journal_pattern(), count=1000):
+        entries: dict[bytes, bytes] = await redis.hgetall(key)  # type: ignore[assignment]
+        calls = [entries[n] for n in sorted(entries, key=int)]
+        if calls:
+            await call_packed(redis, calls)
+            completed += 1
+            log.warning("completed a part left unfinished", extra={"calls": len(calls)})
+    return completed
+
+
+def pack_command(*args: str | bytes | int) -> bytes:
+    """A RESP command of bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        value = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%b\r\n" % (len(value), value))
+    return b"".join(parts)
 
 
 def script_seconds(reply: Any) -> float:
