@@ -199,11 +199,13 @@ class Recommender:
             reason = "no slate"
             if slate is not None and slate.variant != variant_name:
                 slate, reason = None, "other variant"
+            # Missing the newest event: the worker has it queued, but the shopper is
+            # browsing now, so it ranks them before shoppers nobody asked for.
+            missing = slate is not None and head.newest not in (None, slate.as_of_event)
             behind = slate is not None and self._behind(slate, head, now)
             if behind and self._catch_up():
                 slate, reason = None, "behind"
-            if behind or slate is None or now - slate.built_ms > self.max_age_ms:
-                # Browsing now: their worker ranks them before shoppers nobody asked for.
+            if missing or slate is None or now - slate.built_ms > self.max_age_ms:
                 self._request_refresh(user_id, head.partition)
         answer = None
         if slate is not None:

@@ -55,7 +55,9 @@ CHUNK = 8
 SHARED_READS_TTL_S = 5.0
 SHARED_EVERY_S = 2.0
 SHARED_SCOPES_PER_PASS = 16
-REFRESH_POLL_S = 0.5
+# How often the shoppers the API asked for are collected: a browsing shopper whose slate
+# misses their newest event waits this long at most before going first.
+REFRESH_POLL_S = 0.05
 REFRESH_POP = 1000
 MAX_CREDIT_S = 0.5
 # Shared slates outlive a stopped worker by this long before strangers get nothing.
