@@ -154,6 +154,20 @@ def pack_apply(sha: str, writes: Sequence[Write], journal: tuple[str, str] | Non
     return b"*%d\r\n" % total + b"".join(head) + b"".join(parts)
 
 
+def pack_journal(sha: str, journal: str, marker: str | None, calls: Sequence[bytes]) -> bytes:
+    """The RESP bytes of ``EVALSHA sha 2 journal marker 0 call0 1 call1 ...``: the
+    :data:`JOURNAL_LUA` call that stores a part's packed ``calls`` (each made by
+    :func:`pack_apply` with that journal entry), unless the part's ``marker`` exists.
+
+    >>> pack_journal("j", "J", None, [b"c"])
+    b'*7\\r\\n$7\\r\\nEVALSHA\\r\\n$1\\r\\nj\\r\\n$1\\r\\n2\\r\\n$1\\r\\nJ\\r\\n$1\\r\\nJ\\r\\n$1\\r\\n0\\r\\n$1\\r\\nc\\r\\n'
+    """
+    arguments: list[str | bytes | int] = ["EVALSHA", sha, 2, journal, marker or journal]
+    for number, call in enumerate(calls):
+        arguments += [number, call]
+    return b"*%d\r\n" % len(arguments) + b"".join(_bulk(a) for a in arguments)
+
+
 class _KeyIndex:
     """Positions of keys in KEYS (1-based, first-seen order), and their bulk encodings."""
 

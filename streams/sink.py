@@ -37,7 +37,13 @@ from currents.redis_reads import QueuedGets, get_many
 from currents.text import as_text
 from currents.writes import Write
 from schemas.profile import UserState
-from streams.apply_script import APPLY_WRITES_LUA, JOURNAL_LUA, encode, pack_apply
+from streams.apply_script import (
+    APPLY_WRITES_LUA,
+    JOURNAL_LUA,
+    encode,
+    pack_apply,
+    pack_journal,
+)
 from streams.processor import CatalogEntry
 
 log = logging.getLogger("currents.worker.sink")
@@ -171,11 +177,7 @@ class RedisSink:
             pack_apply(APPLY_SHA, every[start : start + WRITES_PER_SCRIPT], (journal, str(n)))
             for n, start in enumerate(range(0, len(every), WRITES_PER_SCRIPT))
         ]
-        entries = [part for n, call in enumerate(calls) for part in (str(n), call)]
-        write_journal = pack_command(
-            "EVALSHA", JOURNAL_SHA, 2, journal, marker or journal, *entries
-        )
-        return Prepared((write_journal, *calls), (), ())
+        return Prepared((pack_journal(JOURNAL_SHA, journal, marker, calls), *calls), (), ())
 
     async def apply_prepared(self, prepared: Prepared) -> float:
         """Apply; returns the longest time one script call held a Redis server, in
@@ -205,9 +207,6 @@ class RedisSink:
 
     async def _call_packed(self, packed: Sequence[bytes]) -> list[Any]:
         return await call_packed(self.redis, packed)
-
-    async def complete_journals(self) -> int:
-        return await complete_journals(self.redis)
 
 
 async def call_packed(redis: AsyncRedis, packed: Sequence[bytes]) -> list[Any]:
@@ -263,15 +262,6 @@ async def complete_journals(redis: AsyncRedis) -> int:
             completed += 1
             log.warning("completed a part left unfinished", extra={"calls": len(calls)})
     return completed
-
-
-def pack_command(*args: str | bytes | int) -> bytes:
-    """A RESP command of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        value = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%b\r\n" % (len(value), value))
-    return b"".join(parts)
 
 
 def script_seconds(reply: Any) -> float:
