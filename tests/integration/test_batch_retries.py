@@ -143,13 +143,13 @@ def test_parts_shrink_until_their_writes_hold_redis_briefly(servers: Servers) ->
             dlq_topic="d",
             source_topic="e",
             batch_cost=2_000,
-            max_script_s=0.00005,
+            max_script_s=0.000001,
         )
         assert handler.sizer.limit == 500
         events = [order(unique, f"u{n % 13}", n, 20) for n in range(60)]
         stats = await handler.handle([RawRecord(orjson.dumps(events), 0, 1)])
         assert stats.applied == 60
-        # 60 orders of 20 lines wrote hundreds of pairs per part: far past 50 µs.
+        # 60 orders of 20 lines wrote hundreds of pairs per part: far past 1 µs.
         assert handler.sizer.limit < 100
         assert sink.applied > 3
         await redis.aclose()
