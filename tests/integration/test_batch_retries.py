@@ -58,20 +58,29 @@ def order(unique: str, user: str, number: int, lines: int) -> dict[str, Any]:
     }
 
 
+async def send_nothing(messages: Sequence[Outbound]) -> None:
+    return None
+
+
+def losing_handler(
+    servers: Servers, redis: Any, lose: int, **options: Any
+) -> tuple[LosingReplies, BatchHandler]:
+    """A handler on real Redis whose sink loses the replies of the first ``lose`` parts."""
+    settings = Settings(kafka_bootstrap="unused:0", redis_url=servers.redis_url)
+    sink = LosingReplies(redis, lose=lose)
+    handler = BatchHandler(
+        sink, BatchProcessor(settings), send_nothing, dlq_topic="d", source_topic="e", **options
+    )
+    handler.max_backoff_s = 0.01
+    return sink, handler
+
+
 def test_a_lost_reply_does_not_apply_a_landed_part_twice(servers: Servers) -> None:
     unique = uuid.uuid4().hex[:8]
 
-    async def send(messages: Sequence[Outbound]) -> None:
-        return None
-
     async def scenario() -> None:
         redis = create_redis(servers.redis_url)
-        settings = Settings(kafka_bootstrap="unused:0", redis_url=servers.redis_url)
-        sink = LosingReplies(redis, lose=1)
-        handler = BatchHandler(
-            sink, BatchProcessor(settings), send, dlq_topic="d", source_topic="e"
-        )
-        handler.max_backoff_s = 0.01
+        sink, handler = losing_handler(servers, redis, lose=1)
         before = int(await redis.hget(keys.counters(), "type:order_completed") or 0)
         record = RawRecord(orjson.dumps(order(unique, "a", 1, 3)), 0, 1)
         stats = await handler.handle([record])
@@ -91,21 +100,10 @@ def test_a_heavy_batch_lands_in_cost_bounded_parts_with_offsets_last(servers: Se
     unique = uuid.uuid4().hex[:8]
     progress = f"test-progress-{unique}"
 
-    async def send(messages: Sequence[Outbound]) -> None:
-        return None
-
     async def scenario() -> None:
         redis = create_redis(servers.redis_url)
-        settings = Settings(kafka_bootstrap="unused:0", redis_url=servers.redis_url)
-        sink = LosingReplies(redis, lose=0)
-        handler = BatchHandler(
-            sink,
-            BatchProcessor(settings),
-            send,
-            dlq_topic="d",
-            source_topic="e",
-            progress_key=progress,
-            batch_cost=100,
+        sink, handler = losing_handler(
+            servers, redis, lose=0, progress_key=progress, batch_cost=100
         )
         # One packed record of 40 orders of 9 lines: cost 400, so at least 4 parts.
         events = [order(unique, f"u{n % 7}", n, 9) for n in range(40)]
@@ -129,21 +127,10 @@ def test_parts_shrink_until_their_writes_hold_redis_briefly(servers: Servers) ->
     budget makes the next parts smaller (API reads wait behind every script)."""
     unique = uuid.uuid4().hex[:8]
 
-    async def send(messages: Sequence[Outbound]) -> None:
-        return None
-
     async def scenario() -> None:
         redis = create_redis(servers.redis_url)
-        settings = Settings(kafka_bootstrap="unused:0", redis_url=servers.redis_url)
-        sink = LosingReplies(redis, lose=0)
-        handler = BatchHandler(
-            sink,
-            BatchProcessor(settings),
-            send,
-            dlq_topic="d",
-            source_topic="e",
-            batch_cost=2_000,
-            max_script_s=0.000001,
+        sink, handler = losing_handler(
+            servers, redis, lose=0, batch_cost=2_000, max_script_s=0.000001
         )
         assert handler.sizer.limit == 500
         events = [order(unique, f"u{n % 13}", n, 20) for n in range(60)]

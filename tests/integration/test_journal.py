@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from currents import keys
 from currents.redis_client import create_redis
-from currents.settings import Settings
 from currents.writes import HashSet, Put, Write, ZIncr
 from streams.apply_script import APPLY_WRITES_LUA
-from streams.handler import BatchHandler, RawRecord
-from streams.processor import BatchProcessor, Outbound
+from streams.handler import RawRecord
 from streams.sink import WRITES_PER_SCRIPT, RedisSink, call_packed, complete_journals
 from tests.integration.conftest import Servers
-from tests.integration.test_batch_retries import LosingReplies, order
+from tests.integration.test_batch_retries import losing_handler, order
 
 
 def _writes(unique: str, count: int) -> tuple[list[Write], list[Write], str]:
@@ -90,17 +87,9 @@ def test_an_unfinished_journal_is_completed_once(servers: Servers) -> None:
 def test_a_lost_reply_of_a_journalled_part_does_not_apply_it_twice(servers: Servers) -> None:
     unique = uuid.uuid4().hex[:8]
 
-    async def send(messages: Sequence[Outbound]) -> None:
-        return None
-
     async def scenario() -> None:
         redis = create_redis(servers.redis_url)
-        settings = Settings(kafka_bootstrap="unused:0", redis_url=servers.redis_url)
-        sink = LosingReplies(redis, lose=1)
-        handler = BatchHandler(
-            sink, BatchProcessor(settings), send, dlq_topic="d", source_topic="e"
-        )
-        handler.max_backoff_s = 0.01
+        sink, handler = losing_handler(servers, redis, lose=1)
         before = int(await redis.hget(keys.counters(), "type:order_completed") or 0)
         # Two 80-line orders: hundreds of writes (pairs, counters, records), one part.
         records = [RawRecord(orjson.dumps(order(unique, "a", n, 80)), 0, n) for n in (1, 2)]
