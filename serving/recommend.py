@@ -202,7 +202,7 @@ class Recommender:
             # Missing the newest event: the worker has it queued, but the shopper is
             # browsing now, so it ranks them before shoppers nobody asked for.
             missing = slate is not None and head.newest not in (None, slate.as_of_event)
-            behind = slate is not None and self._behind(slate, head, now)
+            behind = missing and self._behind(head, now)
             if behind and self._catch_up():
                 slate, reason = None, "behind"
             if missing or slate is None or now - slate.built_ms > self.max_age_ms:
@@ -244,12 +244,10 @@ class Recommender:
             source=source,
         )
 
-    def _behind(self, slate: SlateRead, head: ProfileHead, now: int) -> bool:
-        """The slate misses the shopper's newest event, and has for longer than
+    def _behind(self, head: ProfileHead, now: int) -> bool:
+        """A slate that misses the shopper's newest event has missed it for longer than
         ``slate_max_behind_ms`` (the worker is about to rank it; until then a few
         requests may see the list from just before)."""
-        if head.newest is None or head.newest == slate.as_of_event:
-            return False
         return now - (head.applied_at or now) > self.max_behind_ms
 
     def _catch_up(self) -> bool:
