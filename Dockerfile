@@ -8,7 +8,9 @@ WORKDIR /app
 COPY . .
 RUN pip install . && useradd --system --uid 10001 currents
 USER currents
-ENV CURRENTS_API_HOST=0.0.0.0 CURRENTS_DATA_DIR=/tmp/currents
+# numba caches the ranking kernels it compiles (online_models/kernels.py); the installed
+# package is not writable by the user, so the cache lives under /tmp.
+ENV CURRENTS_API_HOST=0.0.0.0 CURRENTS_DATA_DIR=/tmp/currents NUMBA_CACHE_DIR=/tmp/numba
 EXPOSE 8000
 ENTRYPOINT ["currents"]
 CMD ["api"]

@@ -18,6 +18,7 @@ it.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,9 @@ class Vocabulary:
     def __init__(self) -> None:
         self._codes: dict[str, int] = {}
         self.names: list[str] = []
+        # Every name in id order, and each code's place in it (for names[:len(_ranks)]).
+        self._sorted: list[str] = []
+        self._ranks = np.zeros(0, np.int64)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -66,6 +70,31 @@ class Vocabulary:
             code = self.code
             found = [code(name) for name in names]
         return np.array(found, np.int64)
+
+    def ranks(self) -> Codes:
+        """Each code's place in the names' sorted order: ties between items are broken by
+        it, so that a choice never depends on array order.
+
+        Names handed codes since the last call are merged in: the old names' places
+        shift by how many new names sort before them, an O(n) step however few are new.
+
+        >>> v = Vocabulary(); _ = v.codes(["b", "d"]); v.ranks().tolist()
+        [0, 1]
+        >>> _ = v.codes(["c", "a"]); v.ranks().tolist()
+        [1, 3, 2, 0]
+        """
+        done = len(self._ranks)
+        if done == len(self.names):
+            return self._ranks
+        new = sorted(self.names[done:])
+        at = np.array([bisect.bisect_left(self._sorted, name) for name in new], np.int64)
+        shifted = self._ranks + np.searchsorted(at, self._ranks, side="right")
+        # The j-th new name sorts after j new names and the old names before ``at[j]``.
+        places = dict(zip(new, (at + np.arange(len(new))).tolist(), strict=True))
+        fresh = np.array([places[name] for name in self.names[done:]], np.int64)
+        self._ranks = np.concatenate([shifted, fresh])
+        self._sorted = sorted(self._sorted + new)
+        return self._ranks
 
     def names_of(self, codes: Codes | Sequence[int]) -> list[str]:
         names = self.names

@@ -26,6 +26,7 @@ import numpy as np
 
 from currents import keys
 from currents.writes import Write
+from online_models import kernels
 from online_models.arrays import Catalog, Codes, Scores, merged, scores_in
 
 Read = tuple[str, str, int]
@@ -115,56 +116,22 @@ class Query:
 @dataclass(frozen=True)
 class Proposal:
     """A model's candidates as arrays: item codes (``online_models/arrays.py``), their
-    scores, and :attr:`explain`, which gives the reason for any of them (and the code of
-    the item the reason names, or ``NO_CODE``). Only the few items a slate keeps are
-    ever explained."""
+    scores, and per item the index of its reason in :attr:`reasons` (a reason text and
+    the code of the item it names, or ``NO_CODE``)."""
 
     codes: Codes
     scores: np.ndarray
-    explain: Callable[[Codes], list[tuple[str, int]]]
+    labels: np.ndarray
+    reasons: Sequence[tuple[str, int]]
 
     def __len__(self) -> int:
         return len(self.codes)
 
-
-def aggregated(
-    codes: Codes,
-    values: np.ndarray,
-    entry_labels: np.ndarray,
-    labels: Sequence[tuple[str, int]],
-    how: str = "sum",
-) -> Proposal:
-    """Entries (an item code, a contribution, the label of what contributed it) summed
-    (or maximised) per item. An item is explained by its largest contribution, the
-    first one on ties, in entry order.
-
-    >>> p = aggregated(np.array([2, 0, 2]), np.array([1.0, 3.0, 2.0]), np.array([0, 0, 1]),
-    ...                [("from x", 5), ("from y", 6)])
-    >>> p.codes.tolist(), p.scores.tolist(), p.explain(np.array([2, 0]))
-    ([0, 2], [3.0, 3.0], [('from y', 6), ('from x', 5)])
-    """
-    dense: np.ndarray
-    if how == "sum":
-        dense = np.bincount(codes, values)
-    else:
-        dense = np.zeros(int(codes.max()) + 1 if len(codes) else 0)
-        np.maximum.at(dense, codes, values)
-    present = dense.nonzero()[0]
-
-    def explain(targets: Codes) -> list[tuple[str, int]]:
-        # Per target: the largest contribution, then the first entry holding it.
-        wanted = np.zeros(len(dense), bool)
-        wanted[targets] = True
-        chosen = np.flatnonzero(wanted[codes])
-        mine, contributed = codes[chosen], values[chosen]
-        largest = np.zeros(len(dense))
-        np.maximum.at(largest, mine, contributed)
-        leading = contributed == largest[mine]
-        first = np.full(len(dense), len(codes))
-        np.minimum.at(first, mine[leading], chosen[leading])
-        return [labels[i] for i in entry_labels[first[targets]].tolist()]
-
-    return Proposal(present, dense[present], explain)
+    def explain(self, targets: Codes) -> list[tuple[str, int]]:
+        """The reasons of some of the proposed items."""
+        position = {code: i for i, code in enumerate(self.codes.tolist())}
+        labels = self.labels.tolist()
+        return [self.reasons[labels[position[code]]] for code in targets.tolist()]
 
 
 def lists_proposal(
@@ -175,19 +142,28 @@ def lists_proposal(
     values: str = "normalised",
 ) -> Proposal | None:
     """Each list's items, with its ``normalised`` (or ``raw``) scores times its weight, or
-    its weight alone (``constant``), aggregated per item (``how``: sum or max)."""
-    lengths = [len(scores) for scores in lists]
-    if not sum(lengths):
+    its weight alone (``constant``), aggregated per item (``how``: sum or max). An item
+    is explained by the list of its largest contribution, the first one on ties.
+
+    >>> x = Scores.of(np.array([2, 0]), np.array([1.0, 3.0]))
+    >>> y = Scores.of(np.array([2]), np.array([2.0]))
+    >>> p = lists_proposal([x, y], [1.0, 1.0], [("from x", 5), ("from y", 6)], values="raw")
+    >>> p.codes.tolist(), p.scores.tolist(), p.explain(np.array([2, 0]))
+    ([0, 2], [3.0, 3.0], [('from y', 6), ('from x', 5)])
+    """
+    lengths = np.array([len(scores) for scores in lists], np.int64)
+    if not lengths.sum():
         return None
     codes = np.concatenate([scores.codes for scores in lists])
-    weight = np.repeat(np.asarray(weights, float), lengths)
     if values == "constant":
-        contributions = weight
+        contributions = np.ones(len(codes))
     else:
         parts = [s.normalised if values == "normalised" else s.values for s in lists]
-        contributions = np.concatenate(parts) * weight
-    entry_labels = np.repeat(np.arange(len(lists)), lengths)
-    return aggregated(codes, contributions, entry_labels, labels, how)
+        contributions = np.concatenate(parts)
+    present, scores, chosen = kernels.aggregate(
+        codes, contributions, lengths, np.asarray(weights, float), how == "max"
+    )
+    return Proposal(present, scores, chosen, labels)
 
 
 class OnlineModel(ABC):

@@ -269,5 +269,6 @@ class NaiveRiverModel(OnlineModel):
         return Proposal(
             catalog.codes(items),
             np.asarray(scores),
-            lambda codes: [("matrix factorization", NO_CODE)] * len(codes),
+            np.zeros(len(items), np.int64),
+            [("matrix factorization", NO_CODE)],
         )

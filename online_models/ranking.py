@@ -25,12 +25,14 @@ over candidates.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from currents.settings import Settings
+from online_models import kernels
 from online_models.arrays import NO_CODE, Catalog, Codes
 from online_models.base import (
     RECORD,
@@ -95,10 +97,18 @@ def catalog_for(models: Mapping[str, OnlineModel]) -> Catalog:
 
 @dataclass
 class Pool:
-    """The items one ranking considers, and what each proposer said about them."""
+    """The items one ranking considers, and what the proposers said: every proposal's
+    entries (item code, score, reason label, model column), those ``kept`` by the cut,
+    and the reasons their labels index."""
 
     codes: Codes
-    proposals: dict[str, Proposal] = field(default_factory=dict)
+    entry_codes: Codes = field(default_factory=lambda: np.zeros(0, np.int64))
+    entry_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    entry_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    entry_columns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    kept: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    reasons: list[tuple[str, int]] = field(default_factory=list)
+    proposed: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -139,6 +149,8 @@ class Ranker:
         self._personal_columns = np.array([n not in NON_PERSONAL for n, _, _ in self.active])
         self._weights = np.array([weight for _, _, weight in self.active])
         # Columns by descending model name: argmax's first maximum is the later name.
+        self._names = [name for name, _, _ in self.active]
+        self._mf_column = self._names.index("mf") if "mf" in self._names else -1
         self._by_name = np.array(
             sorted(range(len(self.active)), key=lambda c: self.active[c][0], reverse=True),
             np.int64,
@@ -170,29 +182,37 @@ class Ranker:
     ) -> Pool:
         """Every active model's best ``CANDIDATES_PER_MODEL`` proposals, excluded items
         left out, cut to the ``pool_size`` best by their highest proposal."""
-        proposals: dict[str, Proposal] = {}
-        for name, model, _ in self.active:
+        parts: list[Proposal] = []
+        columns: list[int] = []
+        names: list[str] = []
+        for column, (name, model, _) in enumerate(self.active):
             proposal = model.propose(query, state, catalog)
             if proposal is not None and len(proposal):
-                keep = top(proposal.codes, proposal.scores, CANDIDATES_PER_MODEL, catalog)
-                proposals[name] = Proposal(
-                    proposal.codes[keep], proposal.scores[keep], proposal.explain
-                )
-        if not proposals:
-            return Pool(np.zeros(0, np.int64), proposals)
-        codes = np.concatenate([p.codes for p in proposals.values()])
-        scores = np.concatenate([p.scores for p in proposals.values()])
-        best = np.zeros(int(codes.max()) + 1)
-        np.maximum.at(best, codes, scores)
-        proposed = np.zeros(len(best), bool)
-        proposed[codes] = True
-        if excluded:
-            gone = np.asarray([catalog.items.find(item) for item in excluded], np.int64)
-            gone = gone[(gone >= 0) & (gone < len(proposed))]
-            proposed[gone] = False
-        pooled = np.flatnonzero(proposed)
-        pooled = pooled[top(pooled, best[pooled], self.pool_size, catalog)]
-        return Pool(np.sort(pooled), proposals)
+                parts.append(proposal)
+                columns.append(column)
+                names.append(name)
+        if not parts:
+            return Pool(np.zeros(0, np.int64))
+        lengths = [len(p) for p in parts]
+        offsets = list(itertools.accumulate([len(p.reasons) for p in parts], initial=0))
+        codes = np.concatenate([p.codes for p in parts])
+        scores = np.concatenate([p.scores for p in parts])
+        gone = np.asarray([catalog.items.find(item) for item in excluded], np.int64)
+        ranks = catalog.items.ranks()
+        starts = np.array(list(itertools.accumulate(lengths, initial=0)), np.int64)
+        kept, pooled = kernels.pool(
+            codes, scores, starts, gone, CANDIDATES_PER_MODEL, self.pool_size, ranks
+        )
+        return Pool(
+            pooled,
+            codes,
+            scores,
+            np.concatenate([p.labels + offset for p, offset in zip(parts, offsets, strict=False)]),
+            np.repeat(np.asarray(columns, np.int64), lengths),
+            kept,
+            [reason for p in parts for reason in p.reasons],
+            frozenset(names),
+        )
 
     # --- blend and reasons -----------------------------------------------------------------------
     def rank(
@@ -209,111 +229,65 @@ class Ranker:
         codes = pool.codes
         if not len(codes) or not self.active:
             return Ranked()
-        matrix = np.zeros((len(codes), len(self.active)))
-        highest = max([int(codes.max())] + [int(p.codes.max()) for p in pool.proposals.values()])
-        slot = np.full(highest + 1, -1)
-        slot[codes] = np.arange(len(codes))
+        # The scorers' scores over the pool, and those of models that proposed nothing.
+        scored = np.zeros((len(codes), len(self.active)))
         for column, (name, model, _) in enumerate(self.active):
-            values = np.zeros(len(codes))
-            proposal = pool.proposals.get(name)
-            if proposal is not None:
-                rows = slot[proposal.codes]
-                inside = rows >= 0
-                values[rows[inside]] = proposal.scores[inside]
-            if name in SCORERS or proposal is None:
-                scored = model.score(query, codes, state, catalog)
-                if scored is not None:
-                    values = np.where(scored > 0, scored, values)
-            top_value = values.max()
-            if top_value > 0:
-                # Scores are never negative: the positive ones over the largest.
-                matrix[:, column] = values / top_value
-        contributions = matrix * self._weights
-        totals = contributions.sum(axis=1)
-        positive = matrix > 0
-        present = np.flatnonzero(positive.any(axis=1))
-        chosen = present
-        if limit is not None and len(present) > limit:
-            chosen = present[top(codes[present], totals[present], limit, catalog)]
-        if not len(chosen):
+            if name in SCORERS or name not in pool.proposed:
+                found = model.score(query, codes, state, catalog)
+                if found is not None:
+                    scored[:, column] = found
+        rows, totals, leaders, labels, personal, present = kernels.blend(
+            codes,
+            pool.entry_codes,
+            pool.entry_scores,
+            pool.entry_columns,
+            pool.entry_labels,
+            pool.kept,
+            scored,
+            self._weights,
+            self._by_name,
+            self._personal_columns,
+            -1 if limit is None else limit,
+            catalog.items.ranks(),
+        )
+        if not len(rows):
             return Ranked()
-        rows = _by_score_then_id(chosen, totals, codes, catalog.items.names)
-        positive = positive[rows]
-        # The leader: the largest positive contribution, the later model name on ties.
-        shares = np.where(positive, contributions[rows], -1.0)[:, self._by_name]
-        leaders = self._by_name[shares.argmax(axis=1)]
         names = catalog.items.names
-        ranked = Ranked(truncated=len(rows) < len(present))
+        ranked = Ranked(truncated=len(rows) < present)
         ranked.codes = codes[rows].tolist()
         ranked.items = [names[code] for code in ranked.codes]
-        ranked.scores = np.round(totals[rows], 9).tolist()
-        ranked.models = [self.active[c][0] for c in leaders.tolist()]
-        reasons = self._reasons(query, pool, catalog, codes[rows], leaders)
-        ranked.reasons = [reason for reason, _ in reasons]
-        ranked.sources = [None if source == NO_CODE else names[source] for _, source in reasons]
-        ranked.personal = (positive & self._personal_columns).any(axis=1).tolist()
+        ranked.scores = np.round(totals, 9).tolist()
+        ranked.models = [self._names[c] for c in leaders.tolist()]
+        ranked.reasons, ranked.sources = self._reasons(
+            query, catalog, codes[rows], leaders, labels, pool.reasons
+        )
+        ranked.personal = personal.tolist()
         return ranked
 
     def _reasons(
-        self, query: Query, pool: Pool, catalog: Catalog, codes: Codes, leaders: np.ndarray
-    ) -> list[tuple[str, int]]:
-        """Each item's reason: its leader's explanation when the leader proposed it."""
-        reasons: list[tuple[str, int] | None] = [None] * len(codes)
-        for column, (name, _, _) in enumerate(self.active):
-            proposal = pool.proposals.get(name)
-            if proposal is None:
-                continue
-            proposed = np.zeros(max(int(proposal.codes.max()), int(codes.max())) + 1, bool)
-            proposed[proposal.codes] = True
-            asked = ((leaders == column) & proposed[codes]).nonzero()[0]
-            if len(asked):
-                positions = asked.tolist()
-                for i, reason in zip(positions, proposal.explain(codes[asked]), strict=True):
-                    reasons[i] = reason
-        # The rest: MF's own reason, else the shopper's brand or category affinity.
-        unexplained = [i for i, found in enumerate(reasons) if found is None]
-        liked = iter(
-            ContentModel.reasons(query, codes[unexplained], catalog) if unexplained else ()
-        )
-        explained: list[tuple[str, int]] = []
-        for i, found in enumerate(reasons):
-            if found is None:
-                affinity = next(liked)
-                mf = self.active[leaders[i]][0] == "mf"
-                found = (MF_REASON if mf else affinity or FALLBACK_REASON, NO_CODE)
-            explained.append(found)
-        return explained
-
-
-def _by_score_then_id(
-    rows: np.ndarray, totals: np.ndarray, codes: Codes, names: list[str]
-) -> np.ndarray:
-    """``rows`` by descending total, equal totals by item id."""
-    order = rows[np.argsort(-totals[rows], kind="stable")]
-    ordered = totals[order]
-    if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():
-        total_of, code_of = totals.tolist(), codes.tolist()
-        return np.asarray(
-            sorted(order.tolist(), key=lambda row: (-total_of[row], names[code_of[row]])), np.int64
-        )
-    return order
-
-
-def top(codes: Codes, scores: np.ndarray, k: int, catalog: Catalog) -> np.ndarray:
-    """Positions of the ``k`` highest scores; ties at the cut go to the smaller item id,
-    so the choice never depends on array order.
-
-    >>> catalog = Catalog(); codes = catalog.codes(["b", "a", "c"])
-    >>> top(codes, np.array([1.0, 1.0, 2.0]), 2, catalog).tolist()
-    [2, 1]
-    """
-    if len(scores) <= k:
-        return np.arange(len(scores))
-    kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-    above = np.flatnonzero(scores > kth)
-    ties = np.flatnonzero(scores == kth)
-    need = k - len(above)
-    if len(ties) > need:
+        self,
+        query: Query,
+        catalog: Catalog,
+        codes: Codes,
+        leaders: np.ndarray,
+        labels: np.ndarray,
+        table: list[tuple[str, int]],
+    ) -> tuple[list[str], list[str | None]]:
+        """Each item's reason and the item it names: its leader's explanation when the
+        leader proposed it (``labels``, into ``table``); else MF's own reason, else the
+        shopper's brand or category affinity."""
         names = catalog.items.names
-        ties = np.asarray(sorted(ties.tolist(), key=lambda i: names[codes[i]])[:need], np.int64)
-    return np.concatenate([above, ties])
+        texts = [reason for reason, _ in table] + [MF_REASON]
+        sources = [None if code == NO_CODE else names[code] for _, code in table] + [None]
+        # MF's reason is the table's last entry; the rest of the unexplained are liked.
+        labels = np.where((labels < 0) & (leaders == self._mf_column), len(table), labels)
+        found = labels.tolist()
+        liked = np.flatnonzero(labels < 0)
+        if len(liked):
+            for i, affinity in zip(
+                liked.tolist(), ContentModel.reasons(query, codes[liked], catalog), strict=True
+            ):
+                found[i] = len(texts)
+                texts.append(affinity or FALLBACK_REASON)
+                sources.append(None)
+        return [texts[label] for label in found], [sources[label] for label in found]

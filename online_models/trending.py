@@ -25,7 +25,8 @@ import numpy as np
 
 from currents import keys
 from currents.writes import Write, ZIncr, ZKeepTop
-from online_models.arrays import NO_CODE, Catalog, Codes
+from online_models import kernels
+from online_models.arrays import NO_CODE, Catalog
 from online_models.base import (
     GenerationReads,
     Interaction,
@@ -137,27 +138,20 @@ class TrendingModel(OnlineModel):
                 lists.append(generations(state, pair))
                 weights.append(boost / len(self.clocks))
                 scope_of.append(rank)
-        lengths = [len(scores) for scores in lists]
-        if not sum(lengths):
+        lengths = np.array([len(scores) for scores in lists], np.int64)
+        if not lengths.sum():
             return None
-        codes = np.concatenate([scores.codes for scores in lists])
-        values = np.concatenate([scores.normalised for scores in lists])
-        values *= np.repeat(np.asarray(weights), lengths)
-        # One bincount sums every (scope, item) pair: a row per scope, a column per code.
-        width, length = len(scopes), int(codes.max()) + 1
-        cells = np.repeat(np.asarray(scope_of, np.int64) * length, lengths) + codes
-        per_scope = np.bincount(cells, values, minlength=width * length).reshape(width, length)
-        best = per_scope.max(axis=0)
-        present = best.nonzero()[0]
-        leader = np.full(length, -1)
-        leader[present] = per_scope[:, present].argmax(axis=0)  # the first scope on ties
+        present, best, leader = kernels.best_group(
+            np.concatenate([scores.codes for scores in lists]),
+            np.concatenate([scores.normalised for scores in lists]),
+            lengths,
+            np.asarray(weights, float),
+            np.asarray(scope_of, np.int64),
+            len(scopes),
+        )
         # The global scope explains itself as "popular now"; narrower ones name it.
         labels = [("popular now" if s == GLOBAL else _describe(s), NO_CODE) for s in scopes]
-
-        def explain(targets: Codes) -> list[tuple[str, int]]:
-            return [labels[scope] for scope in leader[targets].tolist()]
-
-        return Proposal(present, best[present], explain)
+        return Proposal(present, best, leader, labels)
 
 
 def _describe(scope: str) -> str:

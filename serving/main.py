@@ -17,6 +17,7 @@ from currents.gc_tuning import tune_for_batches
 from currents.redis_client import create_redis, tls_options
 from currents.redis_lean import request_commands
 from currents.settings import Settings, load_settings
+from online_models import kernels
 from profiles.rules import ProfileRules
 from profiles.segments import load_segments_file
 from serving.body_limit import BodyLimitMiddleware
@@ -99,6 +100,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # tuples and dicts, freed by reference counting): with the default first-generation
         # threshold the collector ran every few requests, ~0.3 ms of each one.
         tune_for_batches()
+        # Compiled before the first request, not by it (loaded from numba's cache after
+        # the first start).
+        kernels.warm_up()
         log.info("api started", extra={"version": __version__})
         try:
             yield

@@ -22,6 +22,7 @@ from currents.redis_client import tls_options
 from currents.redis_loading import wait_until_loaded_sync
 from currents.settings import Settings
 from currents.topics import ensure_topics
+from online_models import kernels
 from streams.app import create_app
 
 log = logging.getLogger("currents.worker")
@@ -71,5 +72,6 @@ def run_worker(settings: Settings, **worker_options: Any) -> None:
     )
     worker.stop_grace_s = settings.worker_stop_grace_s
     tune_for_batches()
+    kernels.warm_up()  # the first batch's slates must not wait for the compiler
     log.info("worker starting", extra={"group": settings.worker_group})
     worker.execute_from_commandline()
