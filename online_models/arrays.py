@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from currents import keys
+from online_models import kernels
 from online_models.decay import PREVIOUS_GENERATION_SCALE
 
 Read = tuple[str, str, int]
@@ -109,6 +110,8 @@ class Scores:
     codes: Codes
     values: np.ndarray
     normalised: np.ndarray
+    # len(codes), kept as a field: a ranking asks dozens of lists for it.
+    size: int
 
     @classmethod
     def of(cls, codes: Codes, values: np.ndarray) -> Scores:
@@ -116,13 +119,13 @@ class Scores:
         if not keep.all():
             codes, values = codes[keep], values[keep]
         top = values.max() if len(values) else 1.0
-        return cls(codes, values, values / top)
+        return cls(codes, values, values / top, len(codes))
 
     def __len__(self) -> int:
-        return len(self.codes)
+        return self.size
 
 
-EMPTY = Scores(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+EMPTY = Scores(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), 0)
 
 
 def merged(current: Scores, previous: Scores) -> Scores:
@@ -158,9 +161,15 @@ class Catalog:
         self.factors = np.zeros((0, factors))
         self.has_factors = np.zeros(0, bool)
         self.records: list[dict[str, str] | None] = []
+        self._scratch = kernels.Scratch()
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def scratch(self) -> kernels.Scratch:
+        """The ranking kernels' work arrays, as long as every code handed out."""
+        self._scratch.fit(len(self.items))
+        return self._scratch
 
     def code(self, item: str) -> int:
         code = self.items.code(item)

@@ -138,6 +138,7 @@ def lists_proposal(
     lists: Sequence[Scores],
     weights: Sequence[float],
     labels: Sequence[tuple[str, int]],
+    catalog: Catalog,
     how: str = "sum",
     values: str = "normalised",
 ) -> Proposal | None:
@@ -147,21 +148,32 @@ def lists_proposal(
 
     >>> x = Scores.of(np.array([2, 0]), np.array([1.0, 3.0]))
     >>> y = Scores.of(np.array([2]), np.array([2.0]))
-    >>> p = lists_proposal([x, y], [1.0, 1.0], [("from x", 5), ("from y", 6)], values="raw")
+    >>> catalog = Catalog(); _ = catalog.codes(["a", "b", "c"])
+    >>> labels = [("from x", 5), ("from y", 6)]
+    >>> p = lists_proposal([x, y], [1.0, 1.0], labels, catalog, values="raw")
     >>> p.codes.tolist(), p.scores.tolist(), p.explain(np.array([2, 0]))
-    ([0, 2], [3.0, 3.0], [('from y', 6), ('from x', 5)])
+    ([2, 0], [3.0, 3.0], [('from y', 6), ('from x', 5)])
     """
-    lengths = np.array([len(scores) for scores in lists], np.int64)
-    if not lengths.sum():
+    sizes = [scores.size for scores in lists]
+    if not any(sizes):
         return None
+    lengths = np.array(sizes, np.int64)
     codes = np.concatenate([scores.codes for scores in lists])
     if values == "constant":
         contributions = np.ones(len(codes))
     else:
         parts = [s.normalised if values == "normalised" else s.values for s in lists]
         contributions = np.concatenate(parts)
+    (total, largest), label = catalog.scratch().floats, catalog.scratch().ints
     present, scores, chosen = kernels.aggregate(
-        codes, contributions, lengths, np.asarray(weights, float), how == "max"
+        codes,
+        contributions,
+        lengths,
+        np.asarray(weights, float),
+        how == "max",
+        total,
+        largest,
+        label,
     )
     return Proposal(present, scores, chosen, labels)
 
@@ -221,6 +233,6 @@ def generations(state: State, reads: GenerationReads) -> Scores:
     empty: that case returns the current list without merging."""
     current, previous = reads
     before = state.get(previous)
-    if before is None or not len(before):
+    if before is None or not before.size:
         return scores_in(state, current)
     return merged(scores_in(state, current), scores_in(state, previous))

@@ -86,6 +86,7 @@ class ContentModel(OnlineModel):
             ],
             [shares.get(c, 0.1) for c in categories],
             [("new in " + c, NO_CODE) for c in categories],
+            catalog,
             how="max",
             values="constant",
         )

@@ -176,7 +176,7 @@ class CooccurrenceModel(OnlineModel):
                 weights.append(recency * KIND_WEIGHTS[kind])
                 labels.append((REASONS[kind], source))
         return lists_proposal(
-            lists, weights, labels, values="normalised" if self.normalise_lists else "raw"
+            lists, weights, labels, catalog, values="normalised" if self.normalise_lists else "raw"
         )
 
 

@@ -19,41 +19,69 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["aggregate", "best_group", "blend", "pool", "top", "warm_up"]
+__all__ = ["Scratch", "aggregate", "best_group", "blend", "pool", "top", "warm_up"]
 
 _jit = njit(cache=True, nogil=True)
 
 
+class Scratch:
+    """Work arrays indexed by item code, kept from one ranking to the next so that no
+    kernel allocates or clears an array the size of the catalog: outside a kernel call
+    ``floats`` hold 0.0 and ``ints`` -1, and each kernel restores the entries it touched.
+    Sized to the catalog's capacity by ``online_models.arrays.Catalog``."""
+
+    def __init__(self) -> None:
+        self.floats = (np.zeros(0), np.zeros(0))
+        self.ints = np.zeros(0, np.int64)
+
+    def fit(self, size: int) -> None:
+        if len(self.ints) < size:
+            self.floats = (np.zeros(size), np.zeros(size))
+            self.ints = np.full(size, -1, np.int64)
+
+
 @_jit
 def aggregate(
-    codes: np.ndarray, values: np.ndarray, lengths: np.ndarray, weights: np.ndarray, use_max: bool
+    codes: np.ndarray,
+    values: np.ndarray,
+    lengths: np.ndarray,
+    weights: np.ndarray,
+    use_max: bool,
+    total: np.ndarray,
+    largest: np.ndarray,
+    label: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lists of entries, list ``j`` the next ``lengths[j]`` of them, each value times its
-    list's weight, summed (``use_max``: maximised) per code. Returns the codes with a
-    positive result in ascending order, their results, and each one's label: the list of
-    its largest contribution (the first one on ties)."""
-    size = 0
-    for code in codes:
-        size = max(size, code + 1)
-    dense = np.zeros(size)
-    largest = np.zeros(size)
-    label = np.full(size, -1, np.int64)
+    """Lists of non-negative entries, list ``j`` the next ``lengths[j]`` of them, each
+    value times its list's weight, summed (``use_max``: maximised) per code. Returns the
+    codes with a positive result in order of first sight, their results, and each one's
+    label: the list of its largest contribution (the first one on ties). ``total``,
+    ``largest`` and ``label`` are :class:`Scratch` arrays."""
     i = 0
     for j in range(len(lengths)):
         weight = weights[j]
         for _ in range(lengths[j]):
             code, value = codes[i], values[i] * weight
             if use_max:
-                if value > dense[code]:
-                    dense[code] = value
+                if value > total[code]:
+                    total[code] = value
             else:
-                dense[code] += value
+                total[code] += value
             if value > largest[code]:
                 largest[code] = value
                 label[code] = j
             i += 1
-    present = np.flatnonzero(dense)
-    return present, dense[present], label[present]
+    present = np.empty(len(codes), np.int64)
+    results = np.empty(len(codes))
+    labels = np.empty(len(codes), np.int64)
+    found = 0
+    for code in codes:
+        if label[code] >= 0:
+            present[found], results[found], labels[found] = code, total[code], label[code]
+            found += 1
+            label[code] = -1
+        total[code] = 0.0
+        largest[code] = 0.0
+    return present[:found], results[:found], labels[:found]
 
 
 @_jit
@@ -63,31 +91,42 @@ def best_group(
     lengths: np.ndarray,
     weights: np.ndarray,
     groups: np.ndarray,
-    n_groups: int,
+    total: np.ndarray,
+    best: np.ndarray,
+    leader: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lists of entries as for :func:`aggregate`, list ``j`` in group ``groups[j]``:
+    """Lists of non-negative entries as for :func:`aggregate`, list ``j`` in group
+    ``groups[j]`` (a group's lists next to each other, groups in ascending order):
     values times their list's weight, summed per (group, code). Returns the codes whose
-    best group's sum is positive in ascending order, that sum, and the first group
-    reaching it."""
-    size = 0
-    for code in codes:
-        size = max(size, code + 1)
-    sums = np.zeros((n_groups, size))
+    best group's sum is positive in order of first sight, that sum, and the first group
+    reaching it. ``total``, ``best`` and ``leader`` are :class:`Scratch` arrays."""
     i = 0
+    group_start = 0
     for j in range(len(lengths)):
-        group, weight = groups[j], weights[j]
+        weight = weights[j]
         for _ in range(lengths[j]):
-            sums[group, codes[i]] += values[i] * weight
+            total[codes[i]] += values[i] * weight
             i += 1
-    best = np.zeros(size)
-    leader = np.full(size, -1, np.int64)
-    for group in range(n_groups):
-        for code in range(size):
-            if sums[group, code] > best[code]:
-                best[code] = sums[group, code]
-                leader[code] = group
-    present = np.flatnonzero(best)
-    return present, best[present], leader[present]
+        if j + 1 == len(lengths) or groups[j + 1] != groups[j]:
+            # The group is summed: compare it with the groups before, then clear it.
+            for entry in range(group_start, i):
+                code = codes[entry]
+                if total[code] > best[code]:
+                    best[code] = total[code]
+                    leader[code] = groups[j]
+                total[code] = 0.0
+            group_start = i
+    present = np.empty(len(codes), np.int64)
+    results = np.empty(len(codes))
+    leaders = np.empty(len(codes), np.int64)
+    found = 0
+    for code in codes:
+        if leader[code] >= 0:
+            present[found], results[found], leaders[found] = code, best[code], leader[code]
+            found += 1
+            leader[code] = -1
+        best[code] = 0.0
+    return present[:found], results[:found], leaders[:found]
 
 
 @_jit
@@ -128,31 +167,44 @@ def pool(
     per_model: int,
     pool_size: int,
     ranks: np.ndarray,
+    best: np.ndarray,
+    state: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Models' proposals, model ``m``'s at ``starts[m]:starts[m + 1]``: each model's best
     ``per_model``, and their union without the ``excluded`` codes, cut to the
     ``pool_size`` best by their highest proposal. Returns whether each entry was kept and
-    the pooled codes in ascending order."""
+    the pooled codes in ascending order. ``best`` and ``state`` are :class:`Scratch`
+    arrays."""
     kept = np.zeros(len(codes), np.bool_)
-    size = 0
-    for i in range(len(codes)):
-        size = max(size, codes[i] + 1)
-    best = np.zeros(size)
-    proposed = np.zeros(size, np.bool_)
+    candidates = np.empty(len(codes), np.int64)
+    found = 0
     for m in range(len(starts) - 1):
         start, end = starts[m], starts[m + 1]
         for position in top(codes[start:end], scores[start:end], per_model, ranks):
             i = start + position
+            code = codes[i]
             kept[i] = True
-            proposed[codes[i]] = True
-            if scores[i] > best[codes[i]]:
-                best[codes[i]] = scores[i]
+            if state[code] < 0:
+                state[code] = 1
+                candidates[found] = code
+                found += 1
+            if scores[i] > best[code]:
+                best[code] = scores[i]
     for code in excluded:
-        if 0 <= code < size:
-            proposed[code] = False
-    candidates = np.flatnonzero(proposed)
-    chosen = candidates[top(candidates, best[candidates], pool_size, ranks)]
-    return kept, np.sort(chosen)
+        if 0 <= code < len(state) and state[code] == 1:
+            state[code] = 0
+    candidates = candidates[:found]
+    allowed = np.empty(found, np.int64)
+    highest = np.empty(found)
+    n_allowed = 0
+    for code in candidates:
+        if state[code] == 1:
+            allowed[n_allowed], highest[n_allowed] = code, best[code]
+            n_allowed += 1
+        state[code] = -1
+        best[code] = 0.0
+    allowed, highest = allowed[:n_allowed], highest[:n_allowed]
+    return kept, np.sort(allowed[top(allowed, highest, pool_size, ranks)])
 
 
 @_jit
@@ -169,6 +221,7 @@ def blend(
     personal_columns: np.ndarray,
     limit: int,
     ranks: np.ndarray,
+    slot: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """The pool blended: each column (a model) holds its proposals' scores (the
     ``kept`` entries ``codes``/``scores``/``labels`` in column ``columns``), overridden
@@ -178,14 +231,9 @@ def blend(
     descending total and then item id. Per kept row: its pool position, total, leader
     (the column of the largest contribution, the first in ``by_name`` order on ties),
     the leader's label if the leader proposed it (else -1), and whether a personal
-    column contributed. Last, how many rows had a positive column."""
+    column contributed. Last, how many rows had a positive column. ``slot`` is a
+    :class:`Scratch` array."""
     n_rows, n_columns = scored.shape
-    size = 0
-    for code in pooled:
-        size = max(size, code + 1)
-    for code in codes:
-        size = max(size, code + 1)
-    slot = np.full(size, -1, np.int64)
     for row in range(n_rows):
         slot[pooled[row]] = row
     matrix = scored.copy()
@@ -197,6 +245,8 @@ def blend(
             label_of[row, column] = labels[i]
             if not matrix[row, column] > 0:
                 matrix[row, column] = scores[i]
+    for row in range(n_rows):
+        slot[pooled[row]] = -1
     for column in range(n_columns):
         highest = 0.0
         for row in range(n_rows):
@@ -243,15 +293,19 @@ def blend(
 def warm_up() -> None:
     """Compile every kernel (or load it from numba's cache) for the types the ranking
     pipeline passes, before a process serves its first ranking."""
+    scratch = Scratch()
+    scratch.fit(2)
+    (total, other), ints = scratch.floats, scratch.ints
     codes = np.array([1, 0, 1], np.int64)
     values = np.array([1.0, 2.0, 0.5])
+    lengths, weights = np.array([2, 1], np.int64), np.array([1.0, 0.5])
     labels = np.array([0, 1, 1], np.int64)
     ranks = np.arange(2, dtype=np.int64)
-    aggregate(codes, values, np.array([2, 1], np.int64), np.array([1.0, 0.5]), False)
-    best_group(codes, values, np.array([2, 1], np.int64), np.array([1.0, 0.5]), labels[:2], 2)
+    aggregate(codes, values, lengths, weights, False, total, other, ints)
+    best_group(codes, values, lengths, weights, labels[:2], total, other, ints)
     top(codes, values, 1, ranks)
     starts = np.array([0, 2, 3], np.int64)
-    _, pooled = pool(codes, values, starts, np.zeros(0, np.int64), 1, 2, ranks)
+    _, pooled = pool(codes, values, starts, np.zeros(0, np.int64), 1, 2, ranks, total, ints)
     blend(
         pooled,
         codes,
@@ -260,9 +314,10 @@ def warm_up() -> None:
         labels,
         np.ones(3, np.bool_),
         np.zeros((len(pooled), 2)),
-        np.array([1.0, 0.5]),
+        weights,
         np.array([1, 0], np.int64),
         np.array([True, False]),
         1,
         ranks,
+        ints,
     )

@@ -198,10 +198,18 @@ class Ranker:
         codes = np.concatenate([p.codes for p in parts])
         scores = np.concatenate([p.scores for p in parts])
         gone = np.asarray([catalog.items.find(item) for item in excluded], np.int64)
-        ranks = catalog.items.ranks()
+        ranks, scratch = catalog.items.ranks(), catalog.scratch()
         starts = np.array(list(itertools.accumulate(lengths, initial=0)), np.int64)
         kept, pooled = kernels.pool(
-            codes, scores, starts, gone, CANDIDATES_PER_MODEL, self.pool_size, ranks
+            codes,
+            scores,
+            starts,
+            gone,
+            CANDIDATES_PER_MODEL,
+            self.pool_size,
+            ranks,
+            scratch.floats[0],
+            scratch.ints,
         )
         return Pool(
             pooled,
@@ -249,6 +257,7 @@ class Ranker:
             self._personal_columns,
             -1 if limit is None else limit,
             catalog.items.ranks(),
+            catalog.scratch().ints,
         )
         if not len(rows):
             return Ranked()

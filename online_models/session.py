@@ -107,6 +107,7 @@ class SessionModel(OnlineModel):
             [generations(state, self._reads(item, query.now)) for item in recent],
             self.step_weights[: len(recent)],
             [(REASON, catalog.code(item)) for item in recent],
+            catalog,
         )
 
 

@@ -138,16 +138,19 @@ class TrendingModel(OnlineModel):
                 lists.append(generations(state, pair))
                 weights.append(boost / len(self.clocks))
                 scope_of.append(rank)
-        lengths = np.array([len(scores) for scores in lists], np.int64)
-        if not lengths.sum():
+        sizes = [scores.size for scores in lists]
+        if not any(sizes):
             return None
+        lengths = np.array(sizes, np.int64)
+        scratch = catalog.scratch()
         present, best, leader = kernels.best_group(
             np.concatenate([scores.codes for scores in lists]),
             np.concatenate([scores.normalised for scores in lists]),
             lengths,
             np.asarray(weights, float),
             np.asarray(scope_of, np.int64),
-            len(scopes),
+            *scratch.floats,
+            scratch.ints,
         )
         # The global scope explains itself as "popular now"; narrower ones name it.
         labels = [("popular now" if s == GLOBAL else _describe(s), NO_CODE) for s in scopes]
