@@ -14,6 +14,7 @@ generator in its own process (benchmarks/loadgen.py) sends
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sys
 import time
@@ -229,6 +230,15 @@ async def _measure(
             ingest.cancel()
 
 
+# The niceness a worker sharing cores with the API and Redis should run at.
+CO_LOCATED_NICE = 10
+
+
+def worker_nice() -> str:
+    """CURRENTS_WORKER_NICE as set for the benchmark, else :data:`CO_LOCATED_NICE`."""
+    return os.environ.get("CURRENTS_WORKER_NICE", str(CO_LOCATED_NICE))
+
+
 def run(
     rates: list[float],
     step_s: float,
@@ -241,7 +251,9 @@ def run(
         require_loopback(servers.bootstrap, servers.redis_url)
         require_empty(servers.redis_url)
         asyncio.run(load_definitions(servers.redis_url))
-        engine = new_run(servers, logs)
+        # Everything shares the machine's cores here, as on one host: the worker runs at
+        # the niceness docs/performance.md recommends for that (CURRENTS_WORKER_NICE).
+        engine = new_run(servers, logs, CURRENTS_WORKER_NICE=worker_nice())
         try:
             engine.spawn("worker", "worker")
             engine.spawn("api", "api")
@@ -266,6 +278,7 @@ def run(
         "noop_rates": measured["noop_rates"],
         "p99_ratio_at_1000rps": p99_ratio,
         "slates": measured["slates"],
+        "worker_nice": int(worker_nice()),
         "ingest_rate": ingest_rate,
         "users": users,
         "targets": {

@@ -93,6 +93,16 @@ class Settings(BaseSettings):
         le=10_000,
         description="Longest the worker's event loop may stay busy; batches shrink to fit.",
     )
+    worker_nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description=(
+            "CPU niceness the worker adds to itself at start. Where it shares cores with the"
+            " API and Redis, 10 keeps serving latency first: the worker takes idle CPU and"
+            " falls behind (consumer lag) under overload rather than slowing requests."
+        ),
+    )
     worker_max_script_ms: float = Field(
         5.0,
         ge=0.1,

@@ -73,5 +73,8 @@ def run_worker(settings: Settings, **worker_options: Any) -> None:
     worker.stop_grace_s = settings.worker_stop_grace_s
     tune_for_batches()
     kernels.warm_up()  # the first batch's slates must not wait for the compiler
+    if settings.worker_nice:
+        # Before Faust starts its threads, so that every one of them inherits it.
+        os.nice(settings.worker_nice)
     log.info("worker starting", extra={"group": settings.worker_group})
     worker.execute_from_commandline()
