@@ -74,6 +74,17 @@ def check_currency(event: Event, rules: ProfileRules) -> float:
     return rate
 
 
+MONETARY_TYPES = frozenset({"order_completed", "order_refunded"})
+
+
+def admit(event: Event, rules: ProfileRules) -> float:
+    """Everything :func:`fold_event` would reject a valid event for, checked before it
+    changes anything: the API checks it at ingest with the same rules, so that what it
+    accepts is applied. Returns the event's rate into the base currency (1.0 for events
+    without an amount); raises :class:`RejectedEvent` naming the field and the setting."""
+    return check_currency(event, rules) if event.type in MONETARY_TYPES else 1.0
+
+
 def fold_event(
     state: UserState,
     event: Event,
@@ -82,9 +93,7 @@ def fold_event(
     partition: int | None = None,
 ) -> FoldOutcome:
     """Apply ``event`` to ``state``. Raises :class:`RejectedEvent` before changing anything."""
-    rate = (
-        check_currency(event, rules) if event.type in {"order_completed", "order_refunded"} else 1.0
-    )
+    rate = admit(event, rules)
     outcome = FoldOutcome()
     ts = event.ts
     state.partition = partition if partition is not None else state.partition

@@ -76,6 +76,10 @@ class ProfileRules:
             omnichannel_share=settings.omnichannel_share,
         )
 
+    def accepted_currencies(self) -> list[str]:
+        """The currencies an order may be in: the base one, then those with a rate."""
+        return [self.base_currency, *sorted(set(self.currency_rates) - {self.base_currency})]
+
     def currency_rate(self, currency: str | None) -> float | None:
         """Rate into the base currency; None when the currency cannot be accepted."""
         if currency is None or currency.upper() == self.base_currency:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from currents.redis_client import AsyncRedis
 from currents.settings import Settings
+from profiles.rules import ProfileRules
 from serving.config_store import ConfigStore
 from serving.metrics import ApiMetrics
 from serving.producer import EventProducer
@@ -60,11 +61,16 @@ async def get_metrics(request: Request) -> ApiMetrics:
     return request.app.state.metrics
 
 
+async def get_rules(request: Request) -> ProfileRules:
+    return request.app.state.rules
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[AsyncRedis, Depends(get_redis)]
 ProducerDep = Annotated[EventProducer, Depends(get_producer)]
 RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
+RulesDep = Annotated[ProfileRules, Depends(get_rules)]
 ProfilesDep = Annotated[ProfileReader, Depends(get_profiles)]
 ConfigDep = Annotated[ConfigStore, Depends(get_config)]
 SegmentStoreDep = Annotated[SegmentStore, Depends(get_segment_store)]

@@ -20,6 +20,8 @@ from typing import Any
 import orjson
 
 from currents.partitioning import partition_for
+from profiles.fold import RejectedEvent, admit
+from profiles.rules import ProfileRules
 from schemas.events import (
     CONTROL_TYPES,
     MAX_EVENT_BYTES,
@@ -51,20 +53,30 @@ def _event_id_of(raw: Any) -> str | None:
 
 
 def plan_records(
-    raw_events: list[Any], partitions: int, *, allow_control: bool = False
+    raw_events: list[Any],
+    partitions: int,
+    *,
+    rules: ProfileRules | None = None,
+    allow_control: bool = False,
 ) -> IngestPlan:
+    """The events that will be applied, packed per partition, and the rest rejected one
+    by one: invalid ones, and (with ``rules``, the worker's profile rules) valid ones the
+    worker would reject, with its message (``profiles.fold.admit``)."""
     plan = IngestPlan()
     by_partition: dict[int, list[tuple[int, str, bytes]]] = defaultdict(list)
     for index, raw in enumerate(raw_events):
         try:
-            if parse_event(raw).type in CONTROL_TYPES and not allow_control:
+            event = parse_event(raw)
+            if event.type in CONTROL_TYPES and not allow_control:
                 raise InvalidEventError("type: reserved for the engine's own API routes")
+            if rules is not None:
+                admit(event, rules)
             encoded = orjson.dumps(raw)
             if len(encoded) > MAX_EVENT_BYTES:
                 raise InvalidEventError(
                     f"event: {len(encoded)} bytes; the limit is {MAX_EVENT_BYTES}"
                 )
-        except InvalidEventError as error:
+        except (InvalidEventError, RejectedEvent) as error:
             plan.rejected.append(
                 {"index": index, "event_id": _event_id_of(raw), "error": str(error)}
             )

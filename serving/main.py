@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.catalog = CatalogFollower(app.state.redis, app.state.recommender.cache)
         app.state.catalog.start()
-        app.state.profiles = ProfileReader(app.state.redis, ProfileRules.from_settings(settings))
+        app.state.profiles = ProfileReader(app.state.redis, app.state.rules)
         app.state.segments = SegmentStore(app.state.redis)
         app.state.rate_limiter = RateLimiter(app.state.redis, settings.rate_limit_per_s)
         app.state.privacy = PrivacyService(
@@ -103,7 +103,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Compiled before the first request, not by it (loaded from numba's cache after
         # the first start).
         kernels.warm_up()
-        log.info("api started", extra={"version": __version__})
+        rules = app.state.rules
+        log.info(
+            "api started",
+            extra={
+                "version": __version__,
+                "base_currency": rules.base_currency,
+                "currencies": rules.accepted_currencies(),
+            },
+        )
         try:
             yield
         finally:
@@ -121,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=OrjsonResponse,
     )
     app.state.settings = settings
+    # The worker's profile rules: ingest rejects what the worker would (profiles.fold.admit).
+    app.state.rules = ProfileRules.from_settings(settings)
     app.state.api_keys = api_keys
     app.state.metrics = ApiMetrics()
     app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)

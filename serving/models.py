@@ -69,9 +69,17 @@ class SimilarItemsResponse(BaseModel):
     items: list[ScoredItem]
 
 
+class Currencies(BaseModel):
+    base: str
+    accepted: list[str]
+
+
 class ReadinessResponse(BaseModel):
     status: str
     reasons: list[str] = []
+    # What an order's ``properties.currency`` may be (CURRENTS_BASE_CURRENCY and
+    # CURRENTS_CURRENCY_RATES); an order in another one is rejected at ingest.
+    currencies: Currencies | None = None
 
 
 class Backfill(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Body, HTTPException, Request
 
-from serving.deps import IngestKey, MetricsDep, ProducerDep, SettingsDep
+from serving.deps import IngestKey, MetricsDep, ProducerDep, RulesDep, SettingsDep
 from serving.ingest import plan_records
 from serving.models import IngestResponse
 from serving.producer import BrokerUnavailable
@@ -80,6 +80,7 @@ async def ingest_events(
     settings: SettingsDep,
     producer: ProducerDep,
     metrics: MetricsDep,
+    rules: RulesDep,
 ) -> OrjsonResponse:
     body = await read_body_limited(request, settings.max_body_bytes)
     try:
@@ -93,7 +94,7 @@ async def ingest_events(
         limit = settings.max_events_per_request
         return _nothing_accepted(f"{len(events)} events; at most {limit} per request")
     try:
-        plan = plan_records(events, producer.partitions)
+        plan = plan_records(events, producer.partitions, rules=rules)
     except BrokerUnavailable as error:
         raise HTTPException(503, str(error), headers={"Retry-After": RETRY_AFTER_S}) from None
 

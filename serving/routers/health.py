@@ -12,7 +12,7 @@ from currents import keys
 from currents.redis_client import describe_error, tls_options
 from currents.redis_loading import Loading, loading_state
 from currents.settings import Settings
-from serving.deps import MetricsDep, ProducerDep, RedisDep, SettingsDep
+from serving.deps import MetricsDep, ProducerDep, RedisDep, RulesDep, SettingsDep
 from serving.models import ReadinessResponse
 from serving.responses import OrjsonResponse
 
@@ -29,7 +29,9 @@ async def healthz() -> OrjsonResponse:
     response_model=ReadinessResponse,
     responses={503: {"model": ReadinessResponse, "description": "Not ready, with reasons"}},
 )
-async def readyz(redis: RedisDep, producer: ProducerDep, settings: SettingsDep) -> OrjsonResponse:
+async def readyz(
+    redis: RedisDep, producer: ProducerDep, settings: SettingsDep, rules: RulesDep
+) -> OrjsonResponse:
     reasons: list[str] = []
     try:
         await redis.ping()
@@ -47,9 +49,12 @@ async def readyz(redis: RedisDep, producer: ProducerDep, settings: SettingsDep) 
         reasons.append("broker unreachable: the producer is not connected yet")
     elif not await producer.ping():
         reasons.append("broker unreachable: metadata request failed")
+    currencies = {"base": rules.base_currency, "accepted": rules.accepted_currencies()}
     if reasons:
-        return OrjsonResponse({"status": "not ready", "reasons": reasons}, status_code=503)
-    return OrjsonResponse({"status": "ready", "reasons": []})
+        return OrjsonResponse(
+            {"status": "not ready", "reasons": reasons, "currencies": currencies}, status_code=503
+        )
+    return OrjsonResponse({"status": "ready", "reasons": [], "currencies": currencies})
 
 
 async def _loading_reason(settings: Settings) -> str:

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from schemas.examples import example_event
-from tests.integration.conftest import Engine
+from tests.integration.conftest import Engine, poll
 
 
 def post_raw(engine: Engine, body: bytes, scope: str = "ingest", **headers: str):
@@ -30,6 +30,35 @@ def test_accepts_one_event_or_an_array_and_reports_rejections(engine: Engine, un
             {"index": 1, "event_id": f"b-{unique}", "error": "properties.price: Field required"}
         ],
     }
+
+
+def test_an_order_the_worker_could_not_convert_is_rejected_at_ingest(
+    engine: Engine, unique: str
+) -> None:
+    """202 means applied: an order in a currency without a rate (CURRENTS_CURRENCY_RATES)
+    is refused per event with the worker's own message, the rest of the request lands."""
+    user = f"u-{unique}"
+    view = example_event("product_viewed", event_id=f"v-{unique}", user_id=user)
+    order = example_event("order_completed", event_id=f"o-{unique}", user_id=user)
+    order["properties"]["currency"] = "USD"
+    message = (
+        "properties.currency: USD is not the base currency EUR and no conversion rate is"
+        " configured (CURRENTS_CURRENCY_RATES)"
+    )
+    response = post_raw(engine, orjson.dumps([view, order]))
+    assert response.status_code == 202
+    assert response.json() == {
+        "accepted": 1,
+        "rejected": [{"index": 1, "event_id": f"o-{unique}", "error": message}],
+    }
+    alone = post_raw(engine, orjson.dumps(order))
+    assert alone.status_code == 422 and alone.json()["rejected"][0]["error"] == message
+    with engine.client("admin") as client:
+        profile = poll(
+            lambda: (r := client.get(f"/v1/users/{user}/profile")).status_code == 200 and r.json()
+        )
+    assert profile["counts"].get("product_viewed") == 1
+    assert "order_completed" not in profile["counts"]
 
 
 def test_all_invalid_is_422_with_the_same_shape(engine: Engine) -> None:
@@ -89,7 +118,11 @@ def test_unknown_user_gets_popular_items_not_personalized(engine: Engine, unique
 def test_health_readiness_metrics_and_openapi(engine: Engine) -> None:
     with engine.client("") as client:
         assert client.get("/healthz").json()["status"] == "ok"
-        assert client.get("/readyz").json() == {"status": "ready", "reasons": []}
+        assert client.get("/readyz").json() == {
+            "status": "ready",
+            "reasons": [],
+            "currencies": {"base": "EUR", "accepted": ["EUR"]},
+        }
         spec = client.get("/openapi.json").json()
         assert "/v1/users/{user_id}/recommendations" in spec["paths"]
         client.get("/v1/users/secret-user-id/recommendations")

@@ -43,3 +43,28 @@ def test_rejections_name_index_event_id_and_field():
 def test_catalog_events_are_keyed_by_item():
     plan = plan_records([example_event("item_upserted")], partitions=4)
     assert plan.records[0].key == b"sku-1"
+
+
+def test_orders_are_admitted_with_the_workers_currency_rules():
+    """What the worker's fold would reject (profiles.fold.admit) is rejected at ingest with
+    the same message; a configured rate lets the same order through."""
+    from profiles.fold import RejectedEvent, fold_event
+    from profiles.rules import ProfileRules
+    from schemas.events import parse_event
+    from schemas.profile import UserState
+
+    order = example_event("order_completed", event_id="o1")
+    order["properties"]["currency"] = "usd"
+    view = example_event("product_viewed", event_id="v1")
+    eur_only = ProfileRules(base_currency="EUR")
+    plan = plan_records([order, view], partitions=4, rules=eur_only)
+    assert plan.accepted == 1 and [r["index"] for r in plan.rejected] == [0]
+    try:
+        fold_event(UserState(), parse_event(order), eur_only, {})
+    except RejectedEvent as error:
+        assert plan.rejected[0]["error"] == str(error)
+    else:
+        raise AssertionError("the worker's fold accepted what ingest rejected")
+    assert "CURRENTS_CURRENCY_RATES" in plan.rejected[0]["error"]
+    with_rate = ProfileRules(base_currency="EUR", currency_rates={"USD": 0.92})
+    assert plan_records([order], partitions=4, rules=with_rate).accepted == 1
