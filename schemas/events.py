@@ -41,7 +41,10 @@ MAX_EVENT_BYTES = 64 * 1024
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
 Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Quantity = Annotated[int, Field(ge=1, le=10_000)]
-Text = Annotated[str, StringConstraints(max_length=1024)]
+# Catalog and free text (titles, categories, brands, tags): what the API may be asked to
+# filter by, too (serving/models.py).
+MAX_TEXT_CHARS = 1024
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
 
 
 class _Props(BaseModel):

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.events import MAX_ID_CHARS
+from schemas.events import MAX_ID_CHARS, MAX_TEXT_CHARS
 
 
 class RejectedEvent(BaseModel):
@@ -45,7 +45,7 @@ class RecommendationParams(BaseModel):
     context_item: str | None = Field(
         None, min_length=1, max_length=MAX_ID_CHARS, description="Item on the page"
     )
-    category: str | None = Field(None, min_length=1, max_length=256)
+    category: str | None = Field(None, min_length=1, max_length=MAX_TEXT_CHARS)
     min_price: float | None = Field(None, ge=0, le=1e12)
     max_price: float | None = Field(None, ge=0, le=1e12)
     exclude: Literal["purchased", "viewed", "none"] = "purchased"
