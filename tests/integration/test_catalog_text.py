@@ -101,8 +101,10 @@ def test_any_catalog_text_is_served_as_data(
         assert response.status_code == 202, response.text
         assert response.json()["rejected"] == []
         poll(
-            lambda: (r := client.get(f"/v1/users/{user}/profile")).status_code == 200
-            and r.json()["counts"].get("order_completed") == 1,
+            lambda: (
+                (r := client.get(f"/v1/users/{user}/profile")).status_code == 200
+                and r.json()["counts"].get("order_completed") == 1
+            ),
             timeout_s=30,
             what="the order applied",
         )
