@@ -233,8 +233,14 @@ def category_new_items(category: str) -> str:
 
 
 def recommendation(recommendation_id: str) -> str:
-    """String (JSON, 7-day TTL): a served list, its user and experiment variant (attribution)."""
+    """String (JSON, 7-day TTL): a served list and its experiment variant (attribution);
+    it names no shopper."""
     return f"{PREFIX}:rec:{recommendation_id}"
+
+
+def recommendation_pattern() -> str:
+    """SCAN pattern matching every ``recommendation`` key."""
+    return f"{PREFIX}:rec:*"
 
 
 def business_rules() -> str:
@@ -297,6 +303,12 @@ def item_watchers(item_id: str) -> str:
     """Sorted set: user -> time (ms) they last viewed or carted the item, newest 500 kept
     (price-drop campaigns only)."""
     return item_tag(item_id) + ":watchers"
+
+
+def item_watchers_pattern() -> str:
+    """SCAN pattern matching every ``item_watchers`` key (erasure removes a shopper from
+    all of them: entries outlive the profile's list of recent views)."""
+    return "{i:*}:watchers"
 
 
 # --- API ---------------------------------------------------------------------------------

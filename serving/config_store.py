@@ -110,11 +110,13 @@ class ConfigStore:
 
 
 def recommendation_record(
-    user_id: str, items: list[str], experiment: str | None, variant: str | None, now: int
+    items: list[str], experiment: str | None, variant: str | None, now: int
 ) -> bytes:
+    """What attribution needs of a served list. It names no shopper: the feedback that
+    carries its id is the shopper's own events, and a record kept 7 days must not
+    outlive an erasure with the shopper's id in it."""
     return orjson.dumps(
         {
-            "user_id": user_id,
             "items": items,
             "experiment": experiment,
             "variant": variant,

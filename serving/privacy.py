@@ -96,6 +96,12 @@ class PrivacyService:
             pipe.zrem(keys.segment_members(segment), user_id)
         for campaign in sorted(campaign_ids | set(state.timers)):
             pipe.zrem(keys.campaign_timers(), f"{campaign}|{user_id}")
+        # Price-drop watchers keep an item's newest 500 viewers however old: the profile
+        # does not list every item that may still hold the shopper, so all are visited.
+        async for watchers in self.redis.scan_iter(
+            match=keys.item_watchers_pattern(), count=SCAN_COUNT
+        ):
+            pipe.zrem(watchers, user_id)
         await pipe.execute()
 
     # --- access ------------------------------------------------------------------------------

@@ -226,7 +226,7 @@ class Recommender:
         items, personalized = answer
         recommendation_id = os.urandom(16).hex()  # as random as uuid4, a tenth of its cost
         served = [item["item_id"] for item in items]
-        self._remember(recommendation_id, user_id, served, experiment, variant, now)
+        self._remember(recommendation_id, served, experiment, variant, now)
         fresh = slate if source == "slate" else None
         return Recommendation(
             recommendation_id=recommendation_id,
@@ -382,7 +382,6 @@ class Recommender:
     def _remember(
         self,
         recommendation_id: str,
-        user_id: str,
         items: list[str],
         experiment: Experiment | None,
         variant: Variant | None,
@@ -390,7 +389,6 @@ class Recommender:
     ) -> None:
         """Store the served list for attribution without holding up the response."""
         record = recommendation_record(
-            user_id,
             items,
             experiment.name if experiment else None,
             variant.name if variant else None,

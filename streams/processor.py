@@ -471,6 +471,12 @@ class BatchProcessor:
             result.writes.append(ZRemove(keys.segment_members(segment), (user_key,)))
         for campaign in state.timers:
             result.writes.append(ZRemove(keys.campaign_timers(), (f"{campaign}|{user_key}",)))
+        # Views and carts this batch (or one in flight during the API's pass) added to
+        # price-drop watchers; the API's pass removed the older ones.
+        for item in sorted({entry[0] for entry in state.recent} | set(state.cart)):
+            result.writes.append(ZRemove(keys.item_watchers(item), (user_key,)))
+        result.writes.append(Delete(keys.user_slate(user_key)))
+        result.writes.append(Delete(keys.user_campaign_sends(user_key)))
         batch.users[user_key] = UserState()
         result.interactions = [i for i in result.interactions if i.user_id != user_key]
 

@@ -150,6 +150,18 @@ def test_price_drop_and_stats_through_the_worker(engine: Engine, unique: str) ->
             assert client.get(f"/v1/campaigns/none-{unique}/stats").status_code == 404
         assert stats["sends"] == 1
         assert stats["guardrails"]["budget_exhausted"] == 1
+        # Erasure takes the shopper out of every item's watchers, and only them.
+        with engine.client("admin") as client:
+            assert client.delete(f"/v1/users/{viewers[0]}").status_code == 200
+        watching = {m.decode() for m in store.zrange(keys.item_watchers(item), 0, -1)}
+        assert watching == {viewers[1]}
+        with engine.redis() as r:
+            held = [
+                k
+                for k in r.scan_iter(match=keys.item_watchers_pattern())
+                if r.zscore(k, viewers[0]) is not None
+            ]
+        assert held == []
     finally:
         with engine.client("admin") as client:
             client.delete(f"/v1/campaigns/{campaign_id}")

@@ -110,6 +110,9 @@ def test_erasure_removes_every_key_and_a_replay_does_not_resurrect(
         assert response.json()["keys_deleted"] >= 2
         assert admin.get(f"/v1/users/{user}/profile").status_code == 404
     assert tagged_keys(engine, user) == [keys.user_erased(user)]
+    with engine.redis() as r:  # the lists served to them are kept 7 days, without their id
+        served = [r.get(k) for k in r.scan_iter(match=keys.recommendation_pattern())]
+    assert served and not any(user.encode() in value for value in served if value)
 
     # The same (older) events again, on the topic as a replay would bring them.
     engine.produce([(user.encode(), orjson.dumps(e)) for e in old_events])
