@@ -24,6 +24,10 @@ def _escape(identifier: str) -> str:
     return identifier.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
 
 
+def _unescape(escaped: str) -> str:
+    return escaped.replace("%7D", "}").replace("%7B", "{").replace("%25", "%")
+
+
 # Tags are built for every write of every event; the same ids recur constantly.
 @lru_cache(maxsize=65_536)
 def user_tag(user_id: str) -> str:
@@ -47,8 +51,7 @@ def user_of_profile_key(key: str) -> str:
     >>> user_of_profile_key(user_profile("we{ir}d%"))
     'we{ir}d%'
     """
-    escaped = key[len("{u:") : key.index("}:profile")]
-    return escaped.replace("%7D", "}").replace("%7B", "{").replace("%25", "%")
+    return _unescape(key[len("{u:") : key.index("}:profile")])
 
 
 def user_profile_pattern() -> str:
@@ -323,10 +326,32 @@ def audit_log() -> str:
 
 
 # --- privacy ---------------------------------------------------------------------------------
-def user_erased(user_id: str) -> str:
-    """String (TTL ``erasure_marker_days``): epoch ms of the user's erasure; older events
-    for the user are dropped so a replay cannot resurrect them."""
-    return user_tag(user_id) + ":erased"
+def erasure_marker(subject: str) -> str:
+    """String (TTL ``erasure_marker_days``): epoch ms of a user's erasure; older events
+    for the user are dropped so a replay cannot resurrect them. Named by the user's keyed
+    subject (``currents/subjects.py``), never by their id."""
+    return f"{PREFIX}:erased:{subject}"
+
+
+def legacy_erasure_marker_pattern() -> str:
+    """SCAN pattern over markers named by the raw id (``{u:<id>}:erased``), which earlier
+    versions wrote; the API renames them at start (``serving/privacy.py``)."""
+    return "{u:*}:erased"
+
+
+def user_of_legacy_erasure_marker(key: str) -> str:
+    """The user id in a ``legacy_erasure_marker_pattern`` key.
+
+    >>> user_of_legacy_erasure_marker(user_tag("we{ir}d%") + ":erased")
+    'we{ir}d%'
+    """
+    return _unescape(key[len("{u:") : -len("}:erased")])
+
+
+def subject_key() -> str:
+    """String: the random key of ``currents/subjects.py`` when ``CURRENTS_PSEUDONYM_KEY``
+    is not set (every process reads the one the first stored)."""
+    return f"{PREFIX}:privacy:subject-key"
 
 
 def user_key_pattern(user_id: str) -> str:

@@ -94,6 +94,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         if settings.segments_file is not None:
             await load_segment_file(app.state.segments, settings.segments_file)
+        # Erasure markers of earlier versions held the raw id: rename them (once; a
+        # Redis that is still loading or away leaves them for the next start).
+        with contextlib.suppress(RedisError, OSError):
+            await app.state.privacy.rename_legacy_markers()
         # Start-up objects live as long as the process: keep the cyclic collector from
         # rescanning them on every collection, which shows up in request latency p99.
         # A recommendation allocates like a small batch (thousands of short-lived reads,

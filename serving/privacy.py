@@ -26,6 +26,7 @@ from currents.logs import pseudonym
 from currents.redis_client import AsyncRedis
 from currents.settings import Settings
 from currents.slate import decode_slate
+from currents.subjects import Subjects, load_subjects
 from currents.text import as_text
 from online_models.matrix_factorization import unpack
 from schemas.profile import UserState, blob_json
@@ -51,6 +52,7 @@ class PrivacyService:
         self.producer = producer
         self.profiles = profiles
         self.settings = settings
+        self.subjects: Subjects | None = None
 
     # --- consent -----------------------------------------------------------------------------
     async def set_consent(self, user_id: str, *, personalization: bool, marketing: bool) -> int:
@@ -70,9 +72,10 @@ class PrivacyService:
     # --- erasure -----------------------------------------------------------------------------
     async def erase(self, user_id: str, by: str) -> dict[str, Any]:
         now = _now_ms()
-        marker = keys.user_erased(user_id)
+        subjects = await self._subjects()
+        marker = keys.erasure_marker(subjects.of(user_id))
         await self.redis.set(marker, now, ex=self.settings.erasure_marker_days * 86_400)
-        user_keys = [k for k in await self._user_keys(user_id) if k != marker]
+        user_keys = await self._user_keys(user_id)
         state = UserState.from_bytes(await self.redis.get(keys.user_profile(user_id)))  # type: ignore[arg-type]
         if user_keys:
             await self.redis.delete(*user_keys)
@@ -84,6 +87,29 @@ class PrivacyService:
         await self._audit("erase", by, user_id, now)
         log.info("user erased", extra={"subject": pseudonym(user_id), "keys": len(user_keys)})
         return {"user_id": user_id, "erased_at": now, "keys_deleted": len(user_keys)}
+
+    async def _subjects(self) -> Subjects:
+        if self.subjects is None:
+            self.subjects = await load_subjects(self.redis, self.settings.pseudonym_key)
+        return self.subjects
+
+    async def rename_legacy_markers(self) -> int:
+        """Markers that earlier versions named by the raw id, renamed to the keyed
+        subject with their value and time to live; returns how many."""
+        subjects = await self._subjects()
+        renamed = 0
+        pattern = keys.legacy_erasure_marker_pattern()
+        async for raw in self.redis.scan_iter(match=pattern, count=SCAN_COUNT):
+            old = as_text(raw)
+            value, ttl_ms = await self.redis.get(old), await self.redis.pttl(old)
+            if value is not None:
+                marker = keys.erasure_marker(subjects.of(keys.user_of_legacy_erasure_marker(old)))
+                await self.redis.set(marker, value, px=ttl_ms if ttl_ms > 0 else None)
+            await self.redis.delete(old)
+            renamed += 1
+        if renamed:
+            log.info("erasure markers renamed to keyed subjects", extra={"markers": renamed})
+        return renamed
 
     async def _forget_in_shared_structures(self, user_id: str, state: UserState) -> None:
         segment_names = {as_text(n) for n in await self.redis.hkeys(keys.segment_definitions())}

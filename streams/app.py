@@ -188,7 +188,7 @@ def create_app(settings: Settings) -> faust.App:
     def handler() -> BatchHandler:
         if "handler" not in resources:
             compute = ThreadPoolExecutor(1, thread_name_prefix="currents-compute")
-            sink = RedisSink(redis())
+            sink = RedisSink(redis(), settings.pseudonym_key)
             created = resources["handler"] = BatchHandler(
                 sink,
                 BatchProcessor(settings),

@@ -34,6 +34,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from currents import keys
 from currents.redis_client import AsyncRedis, run_scripts
 from currents.redis_reads import QueuedGets, get_many
+from currents.subjects import Subjects, load_subjects
 from currents.text import as_text
 from currents.writes import Write
 from schemas.profile import UserState
@@ -66,10 +67,12 @@ class Prepared:
 
 
 class RedisSink:
-    def __init__(self, redis: AsyncRedis) -> None:
+    def __init__(self, redis: AsyncRedis, subject_secret: str = "") -> None:
         self.redis = redis
         self.transactional = not isinstance(redis, RedisCluster)
         self._script: Any = None
+        self._subject_secret = subject_secret
+        self._subjects: Subjects | None = None
 
     async def read(
         self, user_ids: Sequence[str], item_ids: Sequence[str]
@@ -94,7 +97,10 @@ class RedisSink:
         """Erasure times (epoch ms) of the users that have an erasure marker."""
         if not user_ids:
             return {}
-        replies = await get_many(self.redis, [keys.user_erased(u) for u in user_ids])
+        if self._subjects is None:
+            self._subjects = await load_subjects(self.redis, self._subject_secret)
+        subject = self._subjects.of
+        replies = await get_many(self.redis, [keys.erasure_marker(subject(u)) for u in user_ids])
         return {u: int(at) for u, at in zip(user_ids, replies, strict=True) if at is not None}
 
     async def read_recommendations(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:

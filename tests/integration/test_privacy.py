@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -10,6 +11,9 @@ from typing import Any
 import orjson
 
 from currents import keys
+from currents.redis_client import create_redis
+from currents.subjects import Subjects
+from serving.privacy import PrivacyService
 from tests.integration.conftest import TEST_PSEUDONYM_KEY, Engine, poll
 from tests.integration.test_pipeline import (
     interaction,
@@ -109,7 +113,11 @@ def test_erasure_removes_every_key_and_a_replay_does_not_resurrect(
         assert response.status_code == 200, response.text
         assert response.json()["keys_deleted"] >= 2
         assert admin.get(f"/v1/users/{user}/profile").status_code == 404
-    assert tagged_keys(engine, user) == [keys.user_erased(user)]
+    assert tagged_keys(engine, user) == []
+    # The marker that keeps replays out is named by a keyed hash, not by the id.
+    marker = keys.erasure_marker(Subjects(TEST_PSEUDONYM_KEY.encode()).of(user))
+    with engine.redis() as r:
+        assert r.get(marker) is not None and user not in marker
     with engine.redis() as r:  # the lists served to them are kept 7 days, without their id
         served = [r.get(k) for k in r.scan_iter(match=keys.recommendation_pattern())]
     assert served and not any(user.encode() in value for value in served if value)
@@ -120,7 +128,7 @@ def test_erasure_removes_every_key_and_a_replay_does_not_resurrect(
     canary = f"canary-{unique}"
     engine.produce([(canary.encode(), orjson.dumps(interaction("product_viewed", canary, a)))])
     poll(lambda: profile_counts(engine, canary) or None, what="events after the replay applied")
-    assert tagged_keys(engine, user) == [keys.user_erased(user)]
+    assert tagged_keys(engine, user) == []
     with engine.client("admin") as admin:
         assert admin.get(f"/v1/users/{user}/profile").status_code == 404
     assert recommendations(engine, user)["personalized"] is False
@@ -183,3 +191,33 @@ def test_control_events_are_refused_on_ingest(engine: Engine, unique: str) -> No
     )
     assert response.status_code == 422
     assert "reserved" in response.json()["rejected"][0]["error"]
+
+
+def test_a_marker_an_earlier_version_named_by_the_id_is_renamed_and_still_holds(
+    engine: Engine, unique: str
+) -> None:
+    user = f"old-{unique}"
+    erased_at = int(time.time() * 1000)
+    with engine.redis() as r:
+        r.set(keys.user_tag(user) + ":erased", erased_at, ex=3600)
+
+    async def rename() -> int:
+        redis = create_redis(engine.settings.redis_url or "")
+        try:
+            service = PrivacyService(redis, None, None, engine.settings)  # type: ignore[arg-type]
+            return await service.rename_legacy_markers()
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(rename()) >= 1
+    marker = keys.erasure_marker(Subjects(TEST_PSEUDONYM_KEY.encode()).of(user))
+    with engine.redis() as r:
+        assert int(r.get(marker)) == erased_at and 0 < r.ttl(marker) <= 3600
+        assert not list(r.scan_iter(match=keys.legacy_erasure_marker_pattern()))
+    # An event from before the erasure, replayed, is still kept out.
+    old = interaction("product_viewed", user, f"i-{unique}") | {"timestamp": erased_at - 1000}
+    engine.produce([(user.encode(), orjson.dumps(old))])
+    canary = f"canary-{unique}"
+    engine.produce([(canary.encode(), orjson.dumps(interaction("product_viewed", canary, "x")))])
+    poll(lambda: profile_counts(engine, canary) or None, what="events after the replay applied")
+    assert tagged_keys(engine, user) == []
