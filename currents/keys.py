@@ -357,3 +357,105 @@ def subject_key() -> str:
 def user_key_pattern(user_id: str) -> str:
     """SCAN pattern matching every key of one user (glob characters escaped)."""
     return re.sub(r"([*?\[\]\\])", r"\\\1", user_tag(user_id)) + "*"
+
+
+def timer_member(timer: str, user_id: str) -> str:
+    """A ``campaign_timers`` member: ``<timer>|<user>`` (the timer a campaign id, or a
+    quiet-hours or price-drop timer name)."""
+    return f"{timer}|{user_id}"
+
+
+def timer_member_pattern(user_id: str) -> str:
+    """ZSCAN pattern matching every ``campaign_timers`` member of one user."""
+    return "*|" + re.sub(r"([*?\[\]\\])", r"\\\1", user_id)
+
+
+def timer_of_member(member: str) -> str:
+    """The timer name of a ``campaign_timers`` member.
+
+    >>> timer_of_member(timer_member("pd:c:ab12:1999", "u|1"))
+    'pd:c:ab12:1999'
+    """
+    return member.split("|", 1)[0]
+
+
+# --- the data map ------------------------------------------------------------------------------
+# Where a user id can be stored, for every builder above: under the user's hash tag (the
+# key is named by it: erasure deletes every key of the tag), as a member of a shared
+# structure (erasure removes the member), or nowhere (None). ``profiles/erasure.py`` turns
+# it into the writes both erasure paths apply (the API's, serving/privacy.py, and the
+# worker's second pass); tests/unit/test_data_map.py fails when a builder is missing here
+# or a structure holding user ids has no way to be erased.
+TAGGED, MEMBER = "tagged", "member"
+DATA_MAP: dict[str, str | None] = {
+    # per user, under {u:<id>}
+    "user_profile": TAGGED,
+    "user_slate": TAGGED,
+    "user_factors": TAGGED,
+    "user_campaign_sends": TAGGED,
+    # user ids as members of shared structures
+    "sweep_schedule": MEMBER,
+    "slate_refresh": MEMBER,
+    "segment_members": MEMBER,
+    "campaign_timers": MEMBER,
+    "item_watchers": MEMBER,
+    # named by a keyed hash of the id (currents/subjects.py), or holding pseudonyms only
+    "erasure_marker": None,
+    "audit_log": None,
+    "subject_key": None,
+    # no user ids: items, catalog, aggregates, configuration, bookkeeping
+    "shared_slate": None,
+    "item_record": None,
+    "item_neighbours": None,
+    "popularity": None,
+    "out_of_stock": None,
+    "catalog_changes": None,
+    "catalog_items": None,
+    "worker_heartbeats": None,
+    "consumer_progress": None,
+    "part_applied": None,
+    "part_journal": None,  # the writes of a part in flight: deleted once they land
+    "counters": None,
+    "category_prices": None,
+    "price_tertiles": None,
+    "segment_definitions": None,
+    "segment_version": None,
+    "segment_backfill": None,
+    "item_factors": None,
+    "item_next": None,
+    "category_new_items": None,
+    "recommendation": None,  # served lists name no shopper (serving/config_store.py)
+    "business_rules": None,
+    "experiments": None,
+    "experiment_stats": None,
+    "config_version": None,
+    "campaigns": None,
+    "campaign_versions": None,
+    "campaigns_version": None,
+    "campaign_stats": None,
+    "campaign_budget": None,
+    "rate_limit": None,  # per API key name
+}
+# Helpers that build no key of their own: tags, patterns, parsers, member encodings.
+NOT_KEYS = frozenset(
+    {
+        "user_tag",
+        "item_tag",
+        "user_of_profile_key",
+        "user_profile_pattern",
+        "item_of_key",
+        "is_item_record",
+        "is_item_factors",
+        "part_journal_pattern",
+        "category_prices_pattern",
+        "category_of_prices_key",
+        "recommendation_pattern",
+        "item_watchers_pattern",
+        "legacy_erasure_marker_pattern",
+        "user_of_legacy_erasure_marker",
+        "user_key_pattern",
+        "timer_member",
+        "timer_member_pattern",
+        "timer_of_member",
+    }
+)

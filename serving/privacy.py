@@ -29,10 +29,12 @@ from currents.slate import decode_slate
 from currents.subjects import Subjects, load_subjects
 from currents.text import as_text
 from online_models.matrix_factorization import unpack
+from profiles.erasure import ErasureScope, erasure_writes
 from schemas.profile import UserState, blob_json
 from serving.ingest import plan_records
 from serving.producer import BrokerUnavailable, EventProducer
 from serving.profiles import ProfileReader
+from streams.sink import RedisSink
 
 log = logging.getLogger("currents.api")
 
@@ -53,6 +55,8 @@ class PrivacyService:
         self.profiles = profiles
         self.settings = settings
         self.subjects: Subjects | None = None
+        # The worker's store applies the erasure's writes, as it applies every batch's.
+        self.sink = RedisSink(redis)
 
     # --- consent -----------------------------------------------------------------------------
     async def set_consent(self, user_id: str, *, personalization: bool, marketing: bool) -> int:
@@ -112,23 +116,31 @@ class PrivacyService:
         return renamed
 
     async def _forget_in_shared_structures(self, user_id: str, state: UserState) -> None:
-        segment_names = {as_text(n) for n in await self.redis.hkeys(keys.segment_definitions())}
-        campaign_ids = {as_text(c) for c in await self.redis.hkeys(keys.campaigns())}
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zrem(keys.sweep_schedule(), user_id)
-        for partition in range(self.settings.events_partitions):
-            pipe.srem(keys.slate_refresh(partition), user_id)
-        for segment in sorted(segment_names | set(state.segments)):
-            pipe.zrem(keys.segment_members(segment), user_id)
-        for campaign in sorted(campaign_ids | set(state.timers)):
-            pipe.zrem(keys.campaign_timers(), f"{campaign}|{user_id}")
-        # Price-drop watchers keep an item's newest 500 viewers however old: the profile
-        # does not list every item that may still hold the shopper, so all are visited.
-        async for watchers in self.redis.scan_iter(
-            match=keys.item_watchers_pattern(), count=SCAN_COUNT
-        ):
-            pipe.zrem(watchers, user_id)
-        await pipe.execute()
+        """The data map's shared structures (``profiles/erasure.py``), every instance that
+        may hold the shopper: every segment and campaign defined or in their state, every
+        timer of theirs (price-drop timers are only in the timers' set), every partition's
+        refresh requests, and every item's price-drop watchers (they keep an item's newest
+        500 viewers however old, so the profile cannot list them all)."""
+        segments = {as_text(n) for n in await self.redis.hkeys(keys.segment_definitions())}
+        campaigns = {as_text(c) for c in await self.redis.hkeys(keys.campaigns())}
+        pattern = keys.item_watchers_pattern()
+        items = {
+            keys.item_of_key(as_text(k))
+            async for k in self.redis.scan_iter(match=pattern, count=SCAN_COUNT)
+        }
+        timers = {
+            keys.timer_of_member(as_text(member))
+            async for member, _ in self.redis.zscan_iter(
+                keys.campaign_timers(), match=keys.timer_member_pattern(user_id), count=SCAN_COUNT
+            )
+        }
+        scope = ErasureScope(
+            segments=segments | set(state.segments),
+            timers=campaigns | set(state.timers) | timers,
+            partitions=self.settings.events_partitions,
+            items=items,
+        )
+        await self.sink.apply(erasure_writes(user_id, scope))
 
     # --- access ------------------------------------------------------------------------------
     async def export(self, user_id: str, by: str) -> dict[str, Any] | None:

@@ -18,7 +18,6 @@ import orjson
 from currents import keys
 from currents.settings import Settings
 from currents.writes import (
-    Delete,
     HashIncr,
     HashSet,
     Put,
@@ -32,6 +31,7 @@ from currents.writes import (
 from online_models.base import Interaction, OnlineModel
 from online_models.ranking import build_models
 from profiles.consent import apply_consent, personalization_allowed
+from profiles.erasure import ErasureScope, erasure_writes
 from profiles.fold import ItemFacts, RejectedEvent, fold_event
 from profiles.interactions import interactions_of
 from profiles.rules import ProfileRules
@@ -462,21 +462,17 @@ class BatchProcessor:
     # --- dedup -------------------------------------------------------------------------------
     def _erase(self, user_key: str, batch: BatchInput, result: BatchResult) -> None:
         """Delete what this batch could have rewritten after the API's erasure, and forget
-        the user in this batch; later (newer) events start a fresh profile."""
+        the user in this batch; later (newer) events start a fresh profile. What a batch
+        can have touched is in the shopper's own state: their segments, timers, and the
+        items they viewed or carted (price-drop watchers)."""
         state = batch.users.get(user_key) or UserState()
-        result.writes.append(Delete(keys.user_profile(user_key)))
-        result.writes.append(Delete(keys.user_factors(user_key)))
-        result.writes.append(ZRemove(keys.sweep_schedule(), (user_key,)))
-        for segment in state.segments:
-            result.writes.append(ZRemove(keys.segment_members(segment), (user_key,)))
-        for campaign in state.timers:
-            result.writes.append(ZRemove(keys.campaign_timers(), (f"{campaign}|{user_key}",)))
-        # Views and carts this batch (or one in flight during the API's pass) added to
-        # price-drop watchers; the API's pass removed the older ones.
-        for item in sorted({entry[0] for entry in state.recent} | set(state.cart)):
-            result.writes.append(ZRemove(keys.item_watchers(item), (user_key,)))
-        result.writes.append(Delete(keys.user_slate(user_key)))
-        result.writes.append(Delete(keys.user_campaign_sends(user_key)))
+        scope = ErasureScope(
+            segments=state.segments,
+            timers=state.timers,
+            partitions=self.settings.events_partitions,
+            items={entry[0] for entry in state.recent} | set(state.cart),
+        )
+        result.writes.extend(erasure_writes(user_key, scope))
         batch.users[user_key] = UserState()
         result.interactions = [i for i in result.interactions if i.user_id != user_key]
 
