@@ -348,6 +348,12 @@ def user_of_legacy_erasure_marker(key: str) -> str:
     return _unescape(key[len("{u:") : -len("}:erased")])
 
 
+def legacy_markers_renamed() -> str:
+    """String: set once every legacy erasure marker has been renamed, so that later
+    starts skip the keyspace scan."""
+    return f"{PREFIX}:privacy:legacy-markers-renamed"
+
+
 def subject_key() -> str:
     """String: the random key of ``currents/subjects.py`` when ``CURRENTS_PSEUDONYM_KEY``
     is not set (every process reads the one the first stored)."""
@@ -403,6 +409,7 @@ DATA_MAP: dict[str, str | None] = {
     "erasure_marker": None,
     "audit_log": None,
     "subject_key": None,
+    "legacy_markers_renamed": None,
     # no user ids: items, catalog, aggregates, configuration, bookkeeping
     "shared_slate": None,
     "item_record": None,

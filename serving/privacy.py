@@ -99,7 +99,10 @@ class PrivacyService:
 
     async def rename_legacy_markers(self) -> int:
         """Markers that earlier versions named by the raw id, renamed to the keyed
-        subject with their value and time to live; returns how many."""
+        subject with their value and time to live, once per deployment (a flag records
+        it); returns how many."""
+        if await self.redis.exists(keys.legacy_markers_renamed()):
+            return 0  # a whole-keyspace scan, needed once per deployment
         subjects = await self._subjects()
         renamed = 0
         pattern = keys.legacy_erasure_marker_pattern()
@@ -111,6 +114,7 @@ class PrivacyService:
                 await self.redis.set(marker, value, px=ttl_ms if ttl_ms > 0 else None)
             await self.redis.delete(old)
             renamed += 1
+        await self.redis.set(keys.legacy_markers_renamed(), _now_ms())
         if renamed:
             log.info("erasure markers renamed to keyed subjects", extra={"markers": renamed})
         return renamed
