@@ -290,8 +290,10 @@ async def load_definitions(redis_url: str) -> tuple[int, int]:
 
 # Keys whose content depends on wall-clock time or on run names, not on the events:
 # heartbeats, served-list records, segment backfill progress, consumer progress (named
-# by group and topic), and campaign definitions (stamped with their load time).
+# by group and topic), campaign definitions (stamped with their load time), and the
+# privacy keys (the subjects' random key, the legacy-marker flag).
 VOLATILE_PATTERNS = (
+    ":privacy:",
     ":workers:",
     ":rec:",
     "backfill",

@@ -164,7 +164,8 @@ def lists_proposal(
     else:
         parts = [s.normalised if values == "normalised" else s.values for s in lists]
         contributions = np.concatenate(parts)
-    (total, largest), label = catalog.scratch().floats, catalog.scratch().ints
+    scratch = catalog.scratch()
+    (total, largest), label = scratch.floats, scratch.ints
     present, scores, chosen = kernels.aggregate(
         codes,
         contributions,
